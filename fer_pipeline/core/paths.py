@@ -1,0 +1,69 @@
+"""Where each artifact lives, relative to the repository root: one place for every path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def prepared_dir(dataset: str) -> Path:
+    """Folder of the prepare stage's outputs (manifest, generated images)."""
+    return Path("data/prepared") / dataset
+
+
+def manifest_path(dataset: str) -> Path:
+    """`sample_id, path, label, split` CSV written by prepare."""
+    return prepared_dir(dataset) / "manifest.csv"
+
+
+def landmark_store(dataset: str) -> Path:
+    """The shareable 68-landmark HDF5 store."""
+    return Path("data/landmarks") / f"{dataset}.h5"
+
+
+def aumap_store(dataset: str) -> Path:
+    """The per-image AU heatmap HDF5 store."""
+    return Path("data/aumaps") / f"{dataset}.h5"
+
+
+def model_path(run: str) -> Path:
+    """Trained weights + config of one run."""
+    return Path("models") / run / "model.pt"
+
+
+def live_dir(run: str) -> Path:
+    """DVCLive folder of one run."""
+    return Path("dvclive") / run
+
+
+def checkpoint_dir(run: str) -> Path:
+    """Per-epoch checkpoints of one run (a persistent, uncached DVC out, so `train.resume` survives a rerun)."""
+    return Path("checkpoints") / run
+
+
+def metrics_path(run: str) -> Path:
+    """Evaluation metrics JSON of one run (a DVC metrics file)."""
+    return Path("metrics") / f"{run}.json"
+
+
+def plots_dir(run: str) -> Path:
+    """DVC plot CSVs of one run."""
+    return Path("plots") / run
+
+
+def figures_dir(run: str) -> Path:
+    """PNG figures of one run."""
+    return Path("figures") / run
+
+
+REPORT_DIR = Path("reports")
+PAPER_TABLES = Path("data/paper/paper_tables.csv")
+PAPER_LAYER_TABLE = Path("data/paper/paper_table3_layers.csv")
+
+
+def resolve_inside(root: Path, relative: str | Path) -> Path:
+    """`root / relative`, refusing a path that escapes `root` (e.g. `../../etc/passwd`)."""
+    root_r = Path(root).resolve()
+    full = (root_r / relative).resolve()
+    if full != root_r and root_r not in full.parents:
+        raise ValueError(f"path {str(relative)!r} escapes its data root {root_r}; fix the manifest/CSV row to a path inside the root")
+    return full

@@ -1,0 +1,86 @@
+"""Dataset adapters: turn `params.data` into a manifest (and, for synthetic, images + ground-truth landmarks)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from fer_pipeline.core import paths
+from fer_pipeline.core.io import atomic_path
+from fer_pipeline.core.labels import NUM_CLASSES
+from fer_pipeline.data.manifest import stratified_split, write_manifest
+
+DATASETS = ("synthetic",)
+GT_LANDMARKS = "landmarks_gt.csv"
+
+
+def image_root(data: dict[str, Any]) -> Path:
+    """Folder the manifest's `path` column is relative to: generated images for synthetic, `data.root` otherwise."""
+    name = str(data["dataset"])
+    return paths.prepared_dir(name) if name == "synthetic" else Path(str(data["root"]))
+
+
+def landmark_csv_header() -> list[str]:
+    """Columns of the landmark import format: `sample_id, x0..x67, y0..y67`."""
+    return ["sample_id", *(f"x{i}" for i in range(68)), *(f"y{i}" for i in range(68))]
+
+
+def write_landmark_csv(path: Path, sample_ids: list[str], points: np.ndarray) -> None:
+    """Write (N,68,2) landmarks in the import CSV format with fixed precision (byte-stable)."""
+    df = pd.DataFrame(np.concatenate([points[:, :, 0], points[:, :, 1]], axis=1), columns=landmark_csv_header()[1:])
+    df.insert(0, "sample_id", sample_ids)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.3f", lineterminator="\n")
+
+
+def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path) -> pd.DataFrame:
+    """Generate the embedded synthetic face dataset: balanced labels, stratified splits, PNGs, GT landmarks."""
+    from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
+
+    n, seed = int(synth["n"]), int(synth["seed"])
+    if n < 3 * NUM_CLASSES:
+        raise ValueError(f"synthetic.n={n} is too small: need at least {3 * NUM_CLASSES} (3 per class per split)")
+    lo, hi = (float(v) for v in synth.get("intensity", (0.5, 1.0)))
+    cfg = SyntheticConfig(
+        size=int(synth["size"]),
+        intensity=(lo, hi),
+        shortcut=bool(synth.get("shortcut", False)),
+        shortcut_p_train=float(synth.get("shortcut_p_train", 0.9)),
+        shortcut_p_test=float(synth.get("shortcut_p_test", 0.5)),
+    )
+    labels = np.random.default_rng(seed).permutation(np.arange(n) % NUM_CLASSES)
+    split = stratified_split(
+        labels, val_fraction=float(data["val_fraction"]), test_fraction=float(data["test_fraction"]), seed=int(data["seed"])
+    )
+    img_dir = out_dir / "images"
+    img_dir.mkdir(parents=True, exist_ok=True)
+    ids = [f"syn_{i:06d}" for i in range(n)]
+    points = np.empty((n, 68, 2), dtype=np.float32)
+    cues = np.empty(n, dtype=np.int64)
+    for i in tqdm(range(n), desc="synthetic faces", unit="img", mininterval=2.0):
+        s = make_sample(seed, i, int(labels[i]), str(split[i]), cfg)
+        points[i], cues[i] = s.landmarks, s.cue
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise RuntimeError(f"could not encode synthetic image {ids[i]}")
+        (img_dir / f"{ids[i]}.png").write_bytes(buf.tobytes())
+    write_landmark_csv(out_dir / GT_LANDMARKS, ids, points)
+    return pd.DataFrame({"sample_id": ids, "path": [f"images/{s}.png" for s in ids], "label": labels, "split": split, "cue": cues})
+
+
+def prepare(params: dict[str, Any]) -> pd.DataFrame:
+    """Run the adapter named by `data.dataset` and write `data/prepared/<dataset>/manifest.csv`."""
+    data = params["data"]
+    name = str(data["dataset"])
+    if name not in DATASETS:
+        raise ValueError(f"data.dataset={name!r} is not supported; valid: {', '.join(DATASETS)}")
+    out_dir = paths.prepared_dir(name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    df = prepare_synthetic(data, params["synthetic"], out_dir)
+    write_manifest(paths.manifest_path(name), df)
+    return df

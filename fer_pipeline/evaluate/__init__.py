@@ -1,0 +1,1 @@
+"""Evaluation: classification and map-localisation metrics on the test split."""

@@ -1,0 +1,1 @@
+"""68-point facial landmarks: backends, parallel extraction and the shareable HDF5 store (no torch)."""

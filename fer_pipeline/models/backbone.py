@@ -1,0 +1,128 @@
+"""The timm feature extractor every method sits on: layers 1..5 = stem + four stages (5 = last).
+
+`pretrained` is "none" (random init, for machines without internet), a timm pretrained name such
+as "resnet18.a1_in1k" (downloaded once into the Hugging Face cache, so the first run needs
+internet), or a local weights file (.pt/.pth/.bin/.safetensors, a plain or wrapped state_dict).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import timm
+import torch
+from timm.models import get_arch_name
+from torch import Tensor, nn
+
+MAX_LAYERS = 5
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
+#: Wrappers seen around state_dicts (DDP, our own model.pt, Lightning) stripped before matching.
+_PREFIXES = ("module.", "backbone.body.", "backbone.", "model.", "encoder.")
+
+
+def is_weights_file(pretrained: str) -> bool:
+    """True when `pretrained` names a local file rather than a timm model name."""
+    p = Path(pretrained)
+    return p.exists() or p.suffix.lower() in WEIGHT_SUFFIXES
+
+
+def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    """Load a state_dict from a file, unwrapping {"state_dict": ...} / {"model": ...} checkpoints."""
+    if not path.is_file():
+        raise FileNotFoundError(f"pretrained weights file {path} not found")
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            sd: Any = load_file(str(path))
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, truncated files, non-tensor payloads
+        raise ValueError(f"cannot read pretrained weights from {path}: {e}") from e
+    for key in ("state_dict", "model", "model_state_dict"):
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+            break
+    if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
+        raise ValueError(f"{path} does not hold a state_dict (a mapping of parameter names to tensors)")
+    return sd
+
+
+def _match_keys(sd: dict[str, Tensor], wanted: set[str]) -> dict[str, Tensor]:
+    """Strip the first wrapper prefix that makes the keys line up with `wanted`."""
+    best, hits = sd, len(wanted & sd.keys())
+    for prefix in _PREFIXES:
+        cand = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
+        n = len(wanted & cand.keys())
+        if n > hits:
+            best, hits = cand, n
+    return best
+
+
+def load_weights_file(body: nn.Module, path: str | Path) -> None:
+    """Load backbone weights from a local file; classifier keys (fc, head) are ignored, anything else must match."""
+    path = Path(path)
+    own = body.state_dict()
+    sd = _match_keys(_read_state_dict(path), set(own))
+    missing = sorted(k for k in own if k not in sd)
+    wrong = sorted(k for k in own if k in sd and sd[k].shape != own[k].shape)
+    if missing or wrong:
+        lines = [f"pretrained weights {path} do not fit this backbone:"]
+        if missing:
+            lines.append(f"  {len(missing)} missing keys, e.g. {missing[:5]}")
+        if wrong:
+            eg = ", ".join(f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in wrong[:5])
+            lines.append(f"  {len(wrong)} shape mismatches, e.g. {eg}")
+        lines.append(f"  (file keys look like {sorted(sd)[:3]})")
+        raise ValueError("\n".join(lines))
+    body.load_state_dict({k: sd[k] for k in own}, strict=True)
+
+
+class Backbone(nn.Module):
+    """A timm `features_only` network returning one feature map per layer name (1..5, last = 5)."""
+
+    def __init__(self, name: str = "resnet18", pretrained: str = "none", output_stride: int = 32) -> None:
+        super().__init__()
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+        kwargs: dict[str, Any] = {"features_only": True}
+        if output_stride != 32:  # not every timm model accepts the argument; 32 is everyone's default
+            kwargs["output_stride"] = output_stride
+        pretrained = str(pretrained or "none")
+        if pretrained.lower() == "none":
+            self.body = timm.create_model(name, pretrained=False, **kwargs)
+        elif is_weights_file(pretrained):
+            self.body = timm.create_model(name, pretrained=False, **kwargs)
+            load_weights_file(self.body, pretrained)
+        else:
+            arch = get_arch_name(pretrained)
+            if arch != get_arch_name(name):
+                raise ValueError(f"pretrained {pretrained!r} is a {arch} checkpoint, not one of backbone {name!r}; "
+                                 f"use e.g. {name}.<tag> (see timm.list_pretrained('{name}*')), a local file, or 'none'")
+            if pretrained not in timm.list_pretrained(pretrained) and pretrained != arch:
+                raise ValueError(f"{pretrained!r} is neither a local weights file nor a timm pretrained name; "
+                                 f"known: {timm.list_pretrained(arch + '*')[:8]}")
+            self.body = timm.create_model(pretrained, pretrained=True, **kwargs)
+        info = self.body.feature_info
+        n = len(info)
+        if n > MAX_LAYERS:
+            raise ValueError(f"backbone {name!r} exposes {n} feature levels; this pipeline names at most {MAX_LAYERS} (1..5)")
+        #: Layer names counted back from 5 so that 5 is always the last stage (the paper's default layer).
+        self.layer_names: tuple[int, ...] = tuple(range(MAX_LAYERS - n + 1, MAX_LAYERS + 1))
+        self.channels: dict[int, int] = dict(zip(self.layer_names, info.channels(), strict=True))
+        self.reductions: dict[int, int] = dict(zip(self.layer_names, info.reduction(), strict=True))
+        self.module_names: dict[int, str] = dict(zip(self.layer_names, info.module_name(), strict=True))
+        cfg = getattr(self.body, "pretrained_cfg", None) or {}
+        self.mean: tuple[float, ...] = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
+        self.std: tuple[float, ...] = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+
+    def stage(self, layer: int) -> nn.Module:
+        """The module producing layer `layer` (a target layer for hooks / GradCAM)."""
+        if layer not in self.module_names:
+            raise ValueError(f"layer {layer} not in {self.layer_names}")
+        return self.body.get_submodule(self.module_names[layer].replace(".", "_"))
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        """All layers' features, in layer order (the network computes them anyway)."""
+        return list(self.body(x))

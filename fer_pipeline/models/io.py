@@ -1,0 +1,52 @@
+"""model.pt: {"state_dict", "config"} written atomically, read back with weights_only=True and rebuilt by the registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fer_pipeline.core.io import atomic_path
+from fer_pipeline.models.base import FERModel
+from fer_pipeline.models.registry import create_model
+
+
+def save_model(path: str | Path, model: FERModel, config: dict[str, Any]) -> None:
+    """Save weights + a plain JSON-able config; the model's own build arguments override `config`'s."""
+    cfg = {**config, **model.init_config}
+    try:
+        cfg = json.loads(json.dumps(cfg))  # plain types only: weights_only loading refuses anything else
+    except TypeError as e:
+        raise TypeError(f"model config for {path} must be JSON-able: {e}") from e
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": state, "config": cfg}, tmp)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FERModel, dict[str, Any]]:
+    """Rebuild a saved model (in eval mode, on `device`) and return it with its config."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {path} not found (train the run first, or `dvc pull` it)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"cannot read model file {path}: {e}") from e
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "config" not in ckpt:
+        raise ValueError(f"{path} is not a fer_pipeline model file (expected keys 'state_dict' and 'config')")
+    cfg = ckpt["config"]
+    try:
+        model = create_model(
+            cfg["method"],
+            backbone=cfg["backbone"],
+            pretrained="none",  # the weights come from the file: never download here
+            num_classes=cfg["num_classes"],
+            output_stride=cfg.get("output_stride", 32),
+            **cfg.get("model_kwargs", {}),
+        )
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+    except (KeyError, RuntimeError, TypeError, ValueError) as e:
+        raise ValueError(f"model file {path} does not match its config {cfg}: {e}") from e
+    return model.to(device).eval(), cfg

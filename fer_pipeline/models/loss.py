@@ -1,0 +1,83 @@
+"""The paper's composite loss (Eq. 3): CE + λ · mean over layers of (1 − cos(T_l, A)), masked where A is missing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fer_pipeline.models.base import ModelOutput
+from fer_pipeline.models.maps import attention, cosine, resize
+
+ALIGN_KINDS: tuple[str, ...] = ("cos", "l1", "l2", "kl")
+
+
+def _as_maps(au: Tensor) -> Tensor:
+    """AU maps as float in [0, 1] (uint8 maps as stored in the HDF5 are divided by 255)."""
+    return au.float() / 255.0 if au.dtype == torch.uint8 else au.float()
+
+
+def _per_sample(att: Tensor, au: Tensor, kind: str, eps: float = 1e-8) -> Tensor:
+    """Alignment loss of each sample, (B,)."""
+    if kind == "cos":
+        return 1.0 - cosine(att, au)
+    if kind == "l1":
+        return (att - au).abs().flatten(1).mean(dim=1)
+    if kind == "l2":
+        return (att - au).square().flatten(1).mean(dim=1)
+    if kind == "kl":  # KL(A || T) between the maps normalised to sum 1 (no softmax: zeros stay zeros)
+        p = au.flatten(1)
+        q = att.flatten(1)
+        p = p / p.sum(dim=1, keepdim=True).clamp_min(eps)
+        q = q / q.sum(dim=1, keepdim=True).clamp_min(eps)
+        return (p * ((p + eps).log() - (q + eps).log())).sum(dim=1)
+    raise ValueError(f"unknown alignment loss {kind!r}; valid: {', '.join(ALIGN_KINDS)}")
+
+
+def alignment_loss(att: Tensor, au: Tensor, has_map: Tensor, kind: str = "cos") -> Tensor:
+    """Mean alignment loss over samples with a map; `au` (B, H, W) is resized to `att`'s (h, w).
+
+    Samples without a map contribute exactly nothing (their AU map is zeroed first, so garbage or NaN
+    there cannot leak in); with no map in the batch the result is a zero that still carries grad.
+    """
+    if att.ndim != 3 or au.ndim != 3 or att.shape[0] != au.shape[0]:
+        raise ValueError(f"alignment_loss needs att (B,h,w) and au (B,H,W), got {tuple(att.shape)} and {tuple(au.shape)}")
+    mask = has_map.to(device=att.device, dtype=torch.bool).view(-1)
+    au = torch.where(mask.view(-1, 1, 1), _as_maps(au).to(att.device), 0.0)
+    au = resize(au, tuple(att.shape[-2:]))
+    per = _per_sample(att.float(), au, kind)
+    per = torch.where(mask, per, torch.zeros_like(per))
+    # Division by max(n, 1) instead of a host-side `if n == 0`: no GPU sync, and 0 * grad when empty.
+    return per.sum() / mask.sum().clamp_min(1)
+
+
+def guided_loss(
+    out: ModelOutput,
+    y: Tensor,
+    au: Tensor,
+    has_map: Tensor,
+    lam: float,
+    layers: Sequence[int],
+    kind: str = "cos",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(total, ce, align): total = CE + lam * mean over `layers` of alignment_loss(T_l, A).
+
+    With lam == 0 the alignment is computed under no_grad (for logging only), so it adds no backward.
+    `out` must come from `model(x, layers=layers)`.
+    """
+    if kind not in ALIGN_KINDS:
+        raise ValueError(f"unknown alignment loss {kind!r}; valid: {', '.join(ALIGN_KINDS)}")
+    layers = tuple(layers)
+    if not layers:
+        raise ValueError("guided_loss needs at least one layer")
+    missing = [v for v in layers if v not in out.features]
+    if missing:
+        raise KeyError(f"features of layers {missing} not in the model output (have {sorted(out.features)}); "
+                       f"call model(x, layers={list(layers)})")
+    ce = F.cross_entropy(out.logits.float(), y)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and lam != 0):
+        align = torch.stack([alignment_loss(attention(out.features[v]), au, has_map, kind) for v in layers]).mean()
+    total = ce + lam * align if lam != 0 else ce
+    return total, ce, align

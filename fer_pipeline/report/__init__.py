@@ -1,0 +1,1 @@
+"""Paper-style tables: measured runs side by side with the paper's numbers."""

@@ -1,0 +1,103 @@
+"""Build Table 1/2 layout (CL, CAM-COS, ATT-COS per method, without / with AUs) beside the paper's numbers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+METRICS = (("cl", "CL (%)"), ("cam_cos", "CAM-COS"), ("att_cos", "ATT-COS"))
+SHORTCUT = (("cl_nocue", "no cue"), ("cl_cue_agree", "cue agrees"), ("cl_cue_conflict", "cue conflicts"))
+AUS = ("noaus", "aus")
+
+
+def run_name(method: str, aus: str) -> str:
+    """The run id used for models/, metrics/, plots/: `<method>-<noaus|aus>`."""
+    return f"{method}-{aus}"
+
+
+def paper_value(paper: pd.DataFrame, dataset: str, method: str, metric: str, aus: str) -> float:
+    """The paper's number for one cell, NaN where the paper has none (e.g. APViT CAM-COS)."""
+    rows = paper[(paper["dataset"] == dataset) & (paper["method"] == method) & (paper["metric"] == metric)]
+    if rows.empty:
+        return math.nan
+    return float(rows.iloc[0]["with_aus" if aus == "aus" else "without_aus"])
+
+
+def build_table(metrics: Mapping[str, Mapping[str, Any]], methods: Sequence[str], paper: pd.DataFrame) -> pd.DataFrame:
+    """Long table: one row per method × metric with measured and paper (RAF-DB, AffectNet-7) values."""
+    rows = []
+    for method in methods:
+        for key, label in METRICS:
+            row: dict[str, Any] = {"method": method, "metric": label}
+            for aus in AUS:
+                m = metrics.get(run_name(method, aus), {})
+                v = m.get(key)
+                row[f"ours_{aus}"] = math.nan if v is None else float(v)
+            for ds in ("rafdb", "affectnet7"):
+                for aus in AUS:
+                    row[f"{ds}_{aus}"] = paper_value(paper, ds, method, key, aus)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def shortcut_table(metrics: Mapping[str, Mapping[str, Any]], methods: Sequence[str]) -> pd.DataFrame:
+    """Accuracy on test images with no cue / an agreeing cue / a conflicting cue (synthetic shortcut demo)."""
+    rows = []
+    for method in methods:
+        for aus in AUS:
+            m = metrics.get(run_name(method, aus), {})
+            if not any(k in m for k, _ in SHORTCUT):
+                continue
+            row = {"run": run_name(method, aus)}
+            for key, label in SHORTCUT:
+                v = m.get(key)
+                row[label] = math.nan if v is None else float(v)
+                row[f"n {label}"] = m.get(f"n_{key.removeprefix('cl_')}", "")
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return "–" if math.isnan(v) else (f"{v:.2f}" if abs(v) >= 1.5 else f"{v:.3f}")
+    return str(v)
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub markdown table (no extra dependency)."""
+    head = "| " + " | ".join(df.columns) + " |"
+    sep = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def render_report(table: pd.DataFrame, shortcut: pd.DataFrame, dataset: str, notes: Sequence[str] = ()) -> str:
+    """The whole `reports/tables.md` text."""
+    t = table.rename(
+        columns={
+            "ours_noaus": f"{dataset} w/o AUs",
+            "ours_aus": f"{dataset} w/ AUs",
+            "rafdb_noaus": "paper RAF-DB w/o",
+            "rafdb_aus": "paper RAF-DB w/",
+            "affectnet7_noaus": "paper AffectNet-7 w/o",
+            "affectnet7_aus": "paper AffectNet-7 w/",
+        }
+    )
+    parts = [
+        "# fer_pipeline report",
+        "",
+        f"Measured on `{dataset}` (test split) beside the paper's Tables 1–2 (ResNet50, layer 5, RAF-DB / AffectNet-7).",
+        "CL = top-1 accuracy (%); CAM-COS / ATT-COS = cosine between the ground-truth-class CAM / the layer-5 attention",
+        "and the AU map, mean per class, macro over the six AU classes (neutral excluded). Paper ATT-COS is Table 2.",
+        "",
+        to_markdown(t),
+    ]
+    if not shortcut.empty:
+        parts += ["", "## Shortcut cue (synthetic)", "", "Test accuracy (%) by whether the class-coloured mark is absent, agrees or conflicts.", ""]
+        parts.append(to_markdown(shortcut))
+    if notes:
+        parts += ["", "## Notes", "", *[f"- {n}" for n in notes]]
+    return "\n".join(parts) + "\n"

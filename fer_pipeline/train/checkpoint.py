@@ -1,0 +1,67 @@
+"""Per-epoch training checkpoints (`last.pt`): everything needed to continue bit-for-bit, loaded with weights_only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from fer_pipeline.core.io import atomic_path
+
+#: Config fields that do not change the trained weights (a resume may change them).
+_RUNTIME_ONLY = ("resume", "device", "num_workers", "compile", "threads", "cache_images")
+
+
+def fingerprint(config: dict[str, Any], sample_ids: list[str]) -> str:
+    """Hash of what determines the weights (config minus runtime knobs, the training ids): resume only on a match."""
+    kept = {k: v for k, v in config.items() if k not in _RUNTIME_ONLY}
+    h = hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode())
+    h.update("\n".join(sample_ids).encode())
+    return h.hexdigest()
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """Python, NumPy, torch (CPU, CUDA) and DataLoader-generator RNG states as tensors/plain types."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    return {
+        "python": random.getstate(),
+        "numpy": (name, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "loader": generator.get_state(),
+    }
+
+
+def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    """Restore what `rng_state` saved."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, gauss_np = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss_np))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    generator.set_state(state["loader"])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically (a crash mid-write leaves the previous one)."""
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_checkpoint(path: Path, expected_fingerprint: str) -> dict[str, Any] | None:
+    """The checkpoint at `path` if it exists and was made by the same config and data; None (and why) otherwise."""
+    if not path.is_file():
+        print(f"resume: no checkpoint at {path}; training from scratch")
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    if state.get("fingerprint") != expected_fingerprint:
+        print(f"resume: {path} was made with another config or data; training from scratch")
+        return None
+    return state

@@ -1,0 +1,146 @@
+"""`TrainConfig`: the params.yaml `train` section, cast and validated (`dvc exp run -S` may hand over strings)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+ALIGN_LOSSES = ("cos", "l1", "l2", "kl")
+DEVICES = ("auto", "cpu", "cuda")
+AMP_MODES = ("auto", "off", "bf16", "fp16")
+OPTIMIZERS = ("sgd", "adamw")
+CACHE_MODES = ("auto", "true", "false")
+VALID_LAYERS = (1, 2, 3, 4, 5)
+_TRUE = {"1", "true", "yes", "on", "y"}
+_FALSE = {"0", "false", "no", "off", "n", "none", ""}
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    """Cast a YAML/CLI boolean ("false", 0, True, ...) to bool."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"train.{name}={value!r} is not a boolean; valid: true, false")
+
+
+def _as_number(name: str, value: Any, kind: type) -> Any:
+    """Cast to int/float with an error naming the key (ints given as "4.0" are accepted)."""
+    try:
+        number = float(str(value).strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"train.{name}={value!r} is not a number") from None
+    if kind is int:
+        if not number.is_integer():
+            raise ValueError(f"train.{name}={value!r} must be a whole number")
+        return int(number)
+    return number
+
+
+def _as_layers(value: Any) -> tuple[int, ...]:
+    """Layers from an int, a list, or a string such as "5,4" / "[5, 4]"; order kept, duplicates dropped."""
+    if isinstance(value, str):
+        parts = [p for p in value.strip().strip("[]()").replace(" ", ",").split(",") if p]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        parts = [value]
+    layers = tuple(dict.fromkeys(_as_number("layers", p, int) for p in parts))
+    if not layers:
+        raise ValueError(f"train.layers={value!r} is empty; valid: one or more of {', '.join(map(str, VALID_LAYERS))}")
+    bad = [layer for layer in layers if layer not in VALID_LAYERS]
+    if bad:
+        raise ValueError(f"train.layers: {bad} not valid; valid: {', '.join(map(str, VALID_LAYERS))} (1 = stem ... 5 = last stage)")
+    return layers
+
+
+def _choice(name: str, value: Any, valid: tuple[str, ...]) -> str:
+    """Lower-cased string that must be one of `valid`."""
+    text = str(value).strip().lower()
+    if text not in valid:
+        raise ValueError(f"train.{name}={value!r} unknown; valid: {', '.join(valid)}")
+    return text
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything the training loop reads; `lam` is params' `lambda` (the with-AUs weight)."""
+
+    method: str = "cam"
+    backbone: str = "resnet18"
+    pretrained: str = "none"
+    output_stride: int = 32
+    input_size: int = 112
+    epochs: int = 6
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lam: float = 4.0
+    layers: tuple[int, ...] = (5,)
+    align_loss: str = "cos"
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    amp: str = "auto"
+    resume: bool = False
+    compile: bool = False
+    cache_images: str = "auto"
+    warmup_epochs: int = 1
+    threads: int = 0
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:
+        """Build from the `train` dict: every field cast, unknown keys and bad values rejected with the valid choices."""
+        names = {f.name: f for f in fields(cls)}
+        raw = {("lam" if k == "lambda" else str(k)): v for k, v in params.items()}
+        unknown = sorted(set(raw) - set(names))
+        if unknown:
+            valid = ", ".join(sorted("lambda" if n == "lam" else n for n in names))
+            raise ValueError(f"unknown train key(s) {unknown}; valid: {valid}")
+        kwargs: dict[str, Any] = {}
+        for name, value in raw.items():
+            default = names[name].default
+            if name == "layers":
+                kwargs[name] = _as_layers(value)
+            elif isinstance(default, bool):
+                kwargs[name] = _as_bool(name, value)
+            elif isinstance(default, (int, float)):
+                kwargs[name] = _as_number(name, value, type(default))
+            else:
+                kwargs[name] = "none" if value is None else str(value).strip()
+        return cls(**kwargs)
+
+    def __post_init__(self) -> None:
+        """Validate ranges and choices (also for configs built directly in code)."""
+        object.__setattr__(self, "layers", _as_layers(self.layers))
+        object.__setattr__(self, "align_loss", _choice("align_loss", self.align_loss, ALIGN_LOSSES))
+        object.__setattr__(self, "device", _choice("device", self.device, DEVICES))
+        object.__setattr__(self, "amp", _choice("amp", self.amp, AMP_MODES))
+        object.__setattr__(self, "optimizer", _choice("optimizer", self.optimizer, OPTIMIZERS))
+        cache = self.cache_images if isinstance(self.cache_images, str) else str(bool(self.cache_images))
+        object.__setattr__(self, "cache_images", _choice("cache_images", cache, CACHE_MODES))
+        if self.lam < 0:
+            raise ValueError(f"train.lambda={self.lam} must be >= 0 (0 = cross-entropy only)")
+        if self.output_stride not in (8, 16, 32):
+            raise ValueError(f"train.output_stride={self.output_stride} unknown; valid: 8, 16, 32")
+        for name in ("input_size", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"train.{name}={getattr(self, name)} must be >= 1")
+        for name in ("num_workers", "warmup_epochs", "threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"train.{name}={getattr(self, name)} must be >= 0")
+        if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
+            raise ValueError(f"train: need lr > 0, weight_decay >= 0, 0 <= momentum < 1; got {self.lr}, {self.weight_decay}, {self.momentum}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (layers as a list, `lambda` spelled as in params.yaml)."""
+        out = asdict(self)
+        out["lambda"] = out.pop("lam")
+        out["layers"] = list(self.layers)
+        return out

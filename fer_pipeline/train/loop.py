@@ -1,0 +1,239 @@
+"""`train_model`: CE + λ·alignment training with per-epoch validation, best-on-val selection, DVCLive and resumable checkpoints."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from dvclive import Live
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from fer_pipeline.core.labels import NUM_CLASSES
+from fer_pipeline.evaluate.run import au_macro_cos, infer, resolve_device
+from fer_pipeline.models import FERModel, create_model, save_model
+from fer_pipeline.models.loss import guided_loss
+from fer_pipeline.train.checkpoint import fingerprint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from fer_pipeline.train.config import TrainConfig
+from fer_pipeline.train.dataset import FERDataset
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def amp_dtype(device: torch.device, mode: str) -> torch.dtype | None:
+    """Autocast dtype: bf16 where the GPU supports it, else fp16; None (fp32) on CPU or with amp: off."""
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode == "fp16" or (mode == "auto" and not torch.cuda.is_bf16_supported()):
+        return torch.float16
+    return torch.bfloat16
+
+
+def set_cpu_threads(threads: int) -> None:
+    """Use every CPU this process may run on (or `threads`) for intra-op parallelism."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(threads or available)
+
+
+def lr_factor(step: int, *, total: int, warmup: int) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD with momentum (default) or AdamW; no weight decay on norms and biases."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+
+
+def _loader(ds: FERDataset, cfg: TrainConfig, *, train: bool, device: torch.device, generator: torch.Generator) -> DataLoader:
+    """Shuffled, last-partial-batch-dropping loader for training; ordered for validation."""
+    return DataLoader(
+        ds,
+        batch_size=cfg.batch_size,
+        shuffle=train,
+        drop_last=train and len(ds) > cfg.batch_size,
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.num_workers > 0,
+        generator=generator,
+    )
+
+
+def _run_config(cfg: TrainConfig, lam: float) -> dict[str, Any]:
+    """What model.pt and the checkpoint fingerprint record about this run."""
+    keep = ("method", "backbone", "pretrained", "output_stride", "input_size", "align_loss", "epochs", "batch_size",
+            "optimizer", "lr", "momentum", "weight_decay", "warmup_epochs", "seed")
+    out = {k: getattr(cfg, k) for k in keep}
+    return {**out, "num_classes": NUM_CLASSES, "layers": list(cfg.layers), "lambda": float(lam)}
+
+
+def train_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    *,
+    cfg: TrainConfig,
+    lam: float,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    desc: str,
+) -> dict[str, float]:
+    """One pass over the training loader; mean loss / ce / align over batches."""
+    model.train()
+    sums = torch.zeros(3, dtype=torch.float64, device=device)
+    n = 0
+    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+    fmt = torch.channels_last if device.type == "cuda" else torch.preserve_format
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
+    for x, au, has_map, y, _ in bar:
+        x = x.to(device, non_blocking=True, memory_format=fmt)
+        au, has_map, y = au.to(device, non_blocking=True), has_map.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast:
+            out = model(x, layers=cfg.layers)
+        total, ce, align = guided_loss(out, y, au, has_map, lam, cfg.layers, cfg.align_loss)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(total).backward()
+        scaler.step(opt)
+        scaler.update()
+        sched.step()
+        sums += torch.stack([total.detach(), ce.detach(), align.detach()]).double()
+        n += 1
+        if device.type == "cpu" or n % 20 == 0:  # avoid a GPU sync on every step
+            bar.set_postfix(loss=f"{sums[0].item() / n:.3f}", refresh=False)
+    means = (sums / max(n, 1)).tolist()
+    return {"loss": means[0], "ce": means[1], "align": means[2]}
+
+
+def train_model(
+    cfg: TrainConfig,
+    *,
+    lam: float,
+    manifest: pd.DataFrame,
+    image_root: Path,
+    aumap_path: Path,
+    model_out: Path,
+    live_dir: Path,
+    checkpoint_dir: Path | None = None,
+    stop_after_epoch: int | None = None,
+) -> dict[str, Any]:
+    """Train on split "train", select the best val-accuracy epoch, save it to `model_out`; returns a summary.
+
+    `stop_after_epoch` ends the run early after that epoch (checkpoint written, no model saved): a simulated
+    interruption or a time-boxed job that a later `resume: true` run continues.
+    """
+    if lam < 0:
+        raise ValueError(f"lambda must be >= 0, got {lam}")
+    device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        set_cpu_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    dtype = amp_dtype(device, cfg.amp)
+
+    model: FERModel = create_model(cfg.method, backbone=cfg.backbone, pretrained=cfg.pretrained,
+                                   num_classes=NUM_CLASSES, output_stride=cfg.output_stride)
+    model.check_layers(cfg.layers)
+    model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    forward: nn.Module = torch.compile(model) if cfg.compile else model
+
+    train_rows = manifest[manifest["split"] == "train"]
+    val_rows = manifest[manifest["split"] == "val"]
+    if train_rows.empty:
+        raise ValueError("the manifest has no 'train' rows")
+    common = {"image_root": image_root, "aumap_path": aumap_path, "input_size": cfg.input_size,
+              "cache_images": cfg.cache_images, "mean": model.mean, "std": model.std}
+    train_ds = FERDataset(train_rows, train=True, **common)
+    val_ds = FERDataset(val_rows, train=False, **common) if not val_rows.empty else None
+    train_loader = _loader(train_ds, cfg, train=True, device=device, generator=generator)
+    val_loader = _loader(val_ds, cfg, train=False, device=device, generator=generator) if val_ds else None
+
+    opt = make_optimizer(cfg, model)
+    steps = len(train_loader)
+    warmup = cfg.warmup_epochs * steps if cfg.epochs > cfg.warmup_epochs else 0
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total=cfg.epochs * steps, warmup=warmup))
+    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
+
+    run_config = _run_config(cfg, lam)
+    fp = fingerprint(run_config, train_rows["sample_id"].astype(str).tolist())
+    ckpt_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
+    start, best_acc, best_epoch, best_state = 0, -math.inf, 0, None
+    state = load_checkpoint(ckpt_path, fp) if (cfg.resume and ckpt_path is not None) else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"], generator)
+        start, best_acc, best_epoch, best_state = state["epoch"], state["best_acc"], state["best_epoch"], state["best_state"]
+        print(f"resume: continuing after epoch {start} of {cfg.epochs} (best val acc {best_acc:.2f} at epoch {best_epoch})")
+
+    first_layer = cfg.layers[0]
+    t0, done_steps = time.perf_counter(), 0
+    last = min(cfg.epochs, stop_after_epoch) if stop_after_epoch is not None else cfg.epochs
+    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=state is not None) as live:
+        live.log_params({**run_config, "layers": ",".join(map(str, cfg.layers))})
+        live.step = start
+        for epoch in range(start + 1, last + 1):
+            lr = opt.param_groups[0]["lr"]
+            stats = train_epoch(forward, train_loader, opt, sched, scaler, cfg=cfg, lam=lam, device=device,
+                                dtype=dtype, desc=f"epoch {epoch}/{cfg.epochs}")
+            done_steps += steps
+            val_acc, val_att = math.nan, math.nan
+            if val_loader is not None:
+                inf = infer(model, val_loader, device=device, layers=(first_layer,), amp_dtype=dtype)
+                val_acc = float(100.0 * np.mean(inf.y == inf.pred))
+                val_att = au_macro_cos(inf.att_cos[first_layer], inf.y, inf.has_map)
+            # Strictly better only: a tie keeps the earlier epoch. Without val rows the last epoch is kept.
+            if val_loader is None or val_acc > best_acc:
+                best_acc, best_epoch = val_acc, epoch
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            for name, value in (*((f"train/{k}", v) for k, v in stats.items()),
+                                ("val/acc", val_acc), (f"val/att_cos_l{first_layer}", val_att), ("lr", lr)):
+                live.log_metric(name, value)
+            tqdm.write(f"epoch {epoch}/{cfg.epochs}: loss {stats['loss']:.4f} (ce {stats['ce']:.4f}, align {stats['align']:.4f})"
+                       f"  val acc {val_acc:.2f}  att_cos {val_att:.3f}  lr {lr:.4g}")
+            if ckpt_path is not None:
+                save_checkpoint(ckpt_path, {
+                    "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "scaler": scaler.state_dict(), "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
+                    "best_state": best_state, "rng": rng_state(generator), "fingerprint": fp,
+                })
+            live.next_step()
+        seconds = time.perf_counter() - t0
+        summary = {"best_epoch": best_epoch, "best_val_acc": best_acc, "seconds": seconds,
+                   "steps_per_s": done_steps / seconds if seconds > 0 else math.nan,
+                   "epochs_run": max(0, last - start), "finished": last == cfg.epochs}
+        if summary["finished"]:
+            live.log_metric("best/val_acc", best_acc, plot=False)
+            live.log_metric("best/epoch", best_epoch, plot=False)
+    if summary["finished"]:
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        save_model(model_out, model, {**run_config, "best_epoch": best_epoch, "best_val_acc": best_acc})
+    return summary

@@ -1,0 +1,34 @@
+"""Stage `aumaps`: render each image's class AU heatmap from its landmarks into HDF5."""
+
+from fer_pipeline.aumaps.build import build_aumaps
+from fer_pipeline.aumaps.store import write_aumap_store
+from fer_pipeline.core import paths
+from fer_pipeline.core.io import load_params
+from fer_pipeline.data.manifest import read_manifest
+from fer_pipeline.landmarks.store import read_landmark_store
+
+
+def main() -> None:
+    params = load_params()
+    dataset, p = params["data"]["dataset"], params["aumaps"]
+    manifest = read_manifest(paths.manifest_path(dataset))
+    table = read_landmark_store(paths.landmark_store(dataset))
+    settings = {k: p[k] for k in ("codebook", "size", "radius", "smoothing")}
+    maps, has_map = build_aumaps(
+        manifest["sample_id"].tolist(),
+        manifest["label"].to_numpy(),
+        table,
+        codebook=str(p["codebook"]),
+        size=int(p["size"]),
+        radius=float(p["radius"]),
+        smoothing=float(p["smoothing"]),
+        n_jobs=int(p["n_jobs"]),
+        chunk_size=int(p["chunk_size"]),
+    )
+    out = paths.aumap_store(dataset)
+    write_aumap_store(out, manifest["sample_id"].tolist(), maps, has_map, settings)
+    print(f"aumaps: {len(maps)} maps, {int(has_map.sum())} with AUs -> {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,22 @@
+"""Stage `landmarks`: 68 landmarks for every manifest row into the shareable HDF5 store."""
+
+from fer_pipeline.core import paths
+from fer_pipeline.core.io import load_params
+from fer_pipeline.data.datasets import image_root
+from fer_pipeline.data.manifest import read_manifest
+from fer_pipeline.landmarks.extract import extract_landmarks
+from fer_pipeline.landmarks.store import write_landmark_store
+
+
+def main() -> None:
+    params = load_params()
+    dataset = params["data"]["dataset"]
+    manifest = read_manifest(paths.manifest_path(dataset))
+    table = extract_landmarks(manifest, image_root(params["data"]), params["landmarks"])
+    out = paths.landmark_store(dataset)
+    write_landmark_store(out, table)
+    print(f"landmarks: {len(table.sample_id)} rows, status {table.status_counts()} -> {out}")
+
+
+if __name__ == "__main__":
+    main()

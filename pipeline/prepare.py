@@ -1,0 +1,16 @@
+"""Stage `prepare`: build the manifest (and the synthetic faces) for `data.dataset`."""
+
+from fer_pipeline.core import paths
+from fer_pipeline.core.io import load_params
+from fer_pipeline.data.datasets import prepare
+
+
+def main() -> None:
+    params = load_params()
+    df = prepare(params)
+    counts = df.groupby("split").size().to_dict()
+    print(f"prepare: {len(df)} rows {counts} -> {paths.manifest_path(params['data']['dataset'])}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+"""Stage `report`: paper-style tables of every run beside the paper's numbers."""
+
+import json
+
+import pandas as pd
+
+from fer_pipeline.core import paths
+from fer_pipeline.core.io import load_params, write_text
+from fer_pipeline.report.tables import AUS, build_table, render_report, run_name, shortcut_table
+
+
+def main() -> None:
+    params = load_params()
+    methods = [str(m) for m in params["report"]["methods"]]
+    metrics = {}
+    for method in methods:
+        for aus in AUS:
+            run = run_name(method, aus)
+            metrics[run] = json.loads(paths.metrics_path(run).read_text(encoding="utf-8"))
+    table = build_table(metrics, methods, pd.read_csv(paths.PAPER_TABLES))
+    shortcut = shortcut_table(metrics, methods)
+    text = render_report(table, shortcut, params["data"]["dataset"])
+    write_text(paths.REPORT_DIR / "tables.md", text)
+    write_text(paths.REPORT_DIR / "tables.csv", table.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
+    print(text)
+    print(f"report: {paths.REPORT_DIR / 'tables.md'}")
+
+
+if __name__ == "__main__":
+    main()

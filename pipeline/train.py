@@ -1,0 +1,35 @@
+"""Stage `train@<method>-<noaus|aus>`: train one model; λ = 0 without AUs, `train.lambda` with."""
+
+import sys
+
+from fer_pipeline.core import paths
+from fer_pipeline.core.io import load_params
+from fer_pipeline.data.datasets import image_root
+from fer_pipeline.data.manifest import read_manifest
+from fer_pipeline.report.tables import AUS, run_name
+from fer_pipeline.train.config import TrainConfig
+from fer_pipeline.train.loop import train_model
+
+
+def main(method: str, aus: str) -> None:
+    if aus not in AUS:
+        raise SystemExit(f"train: second argument must be one of {AUS}, got {aus!r}")
+    params = load_params()
+    dataset = params["data"]["dataset"]
+    cfg = TrainConfig.from_params({**params["train"], "method": method})
+    run = run_name(method, aus)
+    summary = train_model(
+        cfg,
+        lam=cfg.lam if aus == "aus" else 0.0,
+        manifest=read_manifest(paths.manifest_path(dataset)),
+        image_root=image_root(params["data"]),
+        aumap_path=paths.aumap_store(dataset),
+        model_out=paths.model_path(run),
+        live_dir=paths.live_dir(run),
+        checkpoint_dir=paths.checkpoint_dir(run),
+    )
+    print(f"train {run}: {summary} -> {paths.model_path(run)}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

@@ -1,0 +1,89 @@
+"""End-to-end: `dvc repro` in a temporary clone with tiny params, then targeted reruns and determinism."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run, set_params
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "synthetic.n": 140,
+    "synthetic.size": 64,
+    "train.input_size": 64,
+    "train.epochs": 1,
+    "train.batch_size": 16,
+    "aumaps.n_jobs": 1,
+    "landmarks.n_jobs": 1,
+}
+UPSTREAM = ("prepare", "landmarks", "aumaps")
+
+
+def ran(log: str) -> set[str]:
+    """Stage names the repro log says it ran."""
+    return {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage '")}
+
+
+def changed(repo: Path) -> set[str]:
+    """Stages `dvc status --json` reports as changed."""
+    return set(json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}"))
+
+
+def test_repro_then_targeted_reruns(clone: Path) -> None:
+    set_params(clone, TINY)
+    first = run(["dvc", "repro"], clone).stdout
+    assert ran(first) >= {*UPSTREAM, "train@cam-noaus", "train@cam-aus", "evaluate@cam-aus", "report"}
+    for run_id in ("cam-noaus", "cam-aus"):
+        m = json.loads((clone / "metrics" / f"{run_id}.json").read_text())
+        assert 0.0 <= m["cl"] <= 100.0 and -1.0 <= m["cam_cos"] <= 1.0 and -1.0 <= m["att_cos"] <= 1.0
+    report = (clone / "reports" / "tables.md").read_text()
+    assert "CAM-COS" in report and "88.20" in report  # the paper's CAM accuracy sits beside ours
+    assert changed(clone) == set()
+
+    run(["git", "add", "-A"], clone)
+    run(["git", "commit", "-q", "-m", "baseline"], clone)
+
+    # A λ change reruns train (and what follows) and nothing upstream.
+    set_params(clone, {"train.lambda": 2.0})
+    assert {s.split("@")[0] for s in changed(clone)} == {"train"}
+    log = run(["dvc", "repro"], clone).stdout
+    assert ran(log) and not ran(log) & set(UPSTREAM), ran(log)
+    assert {s.split("@")[0] for s in ran(log)} <= {"train", "evaluate", "report"}
+    assert "report" in ran(log) or "Stage 'report' didn't change" in log
+
+    # dvc metrics diff between two commits shows CL, CAM-COS and ATT-COS of both runs.
+    run(["git", "add", "-A"], clone)
+    run(["git", "commit", "-q", "-m", "lambda 2"], clone)
+    diff = run(["dvc", "metrics", "diff", "HEAD~1", "--json"], clone).stdout
+    keys = {(path, key) for path, ms in json.loads(diff or "{}").items() for key in ms}
+    assert any(p.endswith("cam-aus.json") for p, _ in keys)
+    shown = run(["dvc", "metrics", "show", "--json"], clone).stdout
+    assert all(k in shown for k in ('"cl"', '"cam_cos"', '"att_cos"'))
+
+    # A landmarks param reruns everything from landmarks on, but not prepare.
+    set_params(clone, {"landmarks.noise": 0.05})
+    assert changed(clone) == {"landmarks"}
+    log = run(["dvc", "repro"], clone).stdout
+    assert {"landmarks", "aumaps", "train@cam-aus", "train@cam-noaus"} <= ran(log)
+    assert "prepare" not in ran(log)
+
+
+def test_landmarks_and_aumaps_are_byte_identical(clone: Path) -> None:
+    set_params(clone, TINY)
+    run(["dvc", "repro", "aumaps"], clone)
+    stores = [clone / "data/landmarks/synthetic.h5", clone / "data/aumaps/synthetic.h5"]
+    before = [p.read_bytes() for p in stores]
+    saved = clone / "saved"
+    saved.mkdir()
+    for p in stores:
+        shutil.copy(p, saved / p.name)
+    set_params(clone, {"landmarks.n_jobs": 2, "aumaps.n_jobs": 2})  # parallelism must not change bytes
+    run(["dvc", "repro", "-f", "-s", "landmarks"], clone)
+    run(["dvc", "repro", "-f", "-s", "aumaps"], clone)
+    assert [p.read_bytes() for p in stores] == before
+    assert not changed(clone) & set(UPSTREAM)
