@@ -24,7 +24,8 @@ def main(method: str, aus: str) -> None:
     )
     write_outputs(result, paths.metrics_path(run), paths.plots_dir(run))
     m = result.metrics
-    print(f"evaluate {run}: CL {m['cl']:.2f}  CAM-COS {m['cam_cos']:.3f}  ATT-COS {m['att_cos']:.3f} -> {paths.metrics_path(run)}")
+    scores = f"CL {m['cl']:.2f}  CAM-COS {m['cam_cos']:.3f}  ATT-COS {m['att_cos']:.3f}"
+    print(f"evaluate {run}: {scores} -> {paths.metrics_path(run)}")
 
 
 if __name__ == "__main__":

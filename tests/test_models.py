@@ -210,3 +210,5 @@ def test_pretrained_local_file(tmp_path) -> None:
         create_model("cam", pretrained=str(wrong))
     with pytest.raises(FileNotFoundError, match="absent.pth"):
         create_model("cam", pretrained=str(tmp_path / "absent.pth"))
+    with pytest.raises(ValueError, match="timm pretrained name"):
+        create_model("cam", pretrained="resnet34.a1_in1k")  # another architecture's weights: refused before any download

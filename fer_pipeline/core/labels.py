@@ -69,4 +69,5 @@ def label_index(name: str) -> int:
     key = name.strip().lower()
     if key in SYNONYMS:
         return LABELS.index(SYNONYMS[key])
-    raise ValueError(f"unknown expression class {name!r}; valid: {', '.join(LABELS)} (and synonyms {', '.join(sorted(SYNONYMS))})")
+    synonyms = ", ".join(sorted(SYNONYMS))
+    raise ValueError(f"unknown expression class {name!r}; valid: {', '.join(LABELS)} (and synonyms {synonyms})")

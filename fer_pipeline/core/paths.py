@@ -65,5 +65,5 @@ def resolve_inside(root: Path, relative: str | Path) -> Path:
     root_r = Path(root).resolve()
     full = (root_r / relative).resolve()
     if full != root_r and root_r not in full.parents:
-        raise ValueError(f"path {str(relative)!r} escapes its data root {root_r}; fix the manifest/CSV row to a path inside the root")
+        raise ValueError(f"path {str(relative)!r} escapes its data root {root_r}; fix the manifest/CSV row to a path inside it")
     return full

@@ -70,7 +70,8 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
             raise RuntimeError(f"could not encode synthetic image {ids[i]}")
         (img_dir / f"{ids[i]}.png").write_bytes(buf.tobytes())
     write_landmark_csv(out_dir / GT_LANDMARKS, ids, points)
-    return pd.DataFrame({"sample_id": ids, "path": [f"images/{s}.png" for s in ids], "label": labels, "split": split, "cue": cues})
+    rel = [f"images/{s}.png" for s in ids]
+    return pd.DataFrame({"sample_id": ids, "path": rel, "label": labels, "split": split, "cue": cues})
 
 
 def prepare(params: dict[str, Any]) -> pd.DataFrame:

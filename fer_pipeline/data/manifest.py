@@ -42,7 +42,7 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFram
     """Check columns, labels, splits and unique ids; errors name the file, the row and what to do."""
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
-        raise ValueError(f"{source}: missing columns {missing}; a manifest needs {', '.join(COLUMNS)} (rerun `dvc repro prepare`)")
+        raise ValueError(f"{source}: missing columns {missing}; a manifest needs {', '.join(COLUMNS)} (rerun prepare)")
     dup = df["sample_id"].duplicated(keep="first")
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
@@ -51,7 +51,8 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFram
     bad = labels.isna() | (labels < 0) | (labels >= NUM_CLASSES)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise ValueError(f"{source}: row {row + 2}: label '{df['label'].iloc[row]}' is not a canonical index 0..{NUM_CLASSES - 1}")
+        value = df["label"].iloc[row]
+        raise ValueError(f"{source}: row {row + 2}: label '{value}' is not a canonical index 0..{NUM_CLASSES - 1}")
     bad_split = ~df["split"].isin(SPLITS)
     if bad_split.any():
         row = int(np.flatnonzero(bad_split.to_numpy())[0])

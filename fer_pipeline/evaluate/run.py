@@ -82,12 +82,11 @@ def infer(
 ) -> Inference:
     """Predictions, ground-truth-class CAM-COS and per-layer ATT-COS for every sample of `loader` (model in eval mode)."""
     model.eval()
-    channels_last = device.type == "cuda"
     ys, preds, has, rows, cams = [], [], [], [], []
     atts: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     for x, au, has_map, y, row in tqdm(loader, desc="eval", leave=False, disable=not progress):
-        x = x.to(device, non_blocking=True, memory_format=torch.channels_last if channels_last else torch.preserve_format)
+        x = x.to(device, non_blocking=True, memory_format=torch.channels_last)
         au, has_map, y = au.to(device, non_blocking=True), has_map.to(device), y.to(device)
         with autocast:
             out = model(x, layers=tuple(layers))
@@ -166,13 +165,13 @@ def evaluate_model(
     """Load `model_path` through the registry and evaluate it on `manifest[split == split]` (all five layers in one pass)."""
     dev = resolve_device(device)
     model, config = load_model(model_path, dev)
-    if dev.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)  # faster on CPU (oneDNN) and CUDA alike
     rows = manifest[manifest["split"] == split]
     if rows.empty:
         raise ValueError(f"the manifest has no {split!r} rows; splits present: {sorted(manifest['split'].unique())}")
     ds = FERDataset(rows, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std)
-    loader = DataLoader(ds, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers), pin_memory=dev.type == "cuda")
+    pin = dev.type == "cuda"
+    loader = DataLoader(ds, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers), pin_memory=pin)
     inf = infer(model, loader, device=dev, layers=model.layer_names, progress=True)
     cue = rows["cue"].to_numpy() if "cue" in rows.columns else None
     metrics, confusion = summarize(inf, cue)

@@ -23,7 +23,8 @@ def read_points_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
     ys = [f"y{i}" for i in range(N_POINTS)]
     missing = [c for c in ["sample_id", *xs, *ys] if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: missing columns {missing[:5]}{'...' if len(missing) > 5 else ''}; expected sample_id, x0..x67, y0..y67")
+        more = "..." if len(missing) > 5 else ""
+        raise ValueError(f"{path}: missing columns {missing[:5]}{more}; expected sample_id, x0..x67, y0..y67")
     pts = np.stack([df[xs].to_numpy(np.float64), df[ys].to_numpy(np.float64)], axis=-1).astype(np.float32)
     return df["sample_id"].astype(str).tolist(), pts
 

@@ -97,12 +97,10 @@ class Backbone(nn.Module):
             load_weights_file(self.body, pretrained)
         else:
             arch = get_arch_name(pretrained)
-            if arch != get_arch_name(name):
-                raise ValueError(f"pretrained {pretrained!r} is a {arch} checkpoint, not one of backbone {name!r}; "
-                                 f"use e.g. {name}.<tag> (see timm.list_pretrained('{name}*')), a local file, or 'none'")
-            if pretrained not in timm.list_pretrained(pretrained) and pretrained != arch:
-                raise ValueError(f"{pretrained!r} is neither a local weights file nor a timm pretrained name; "
-                                 f"known: {timm.list_pretrained(arch + '*')[:8]}")
+            known = timm.list_pretrained(get_arch_name(name) + ".*")
+            if arch != get_arch_name(name) or (pretrained != arch and pretrained not in known):
+                raise ValueError(f"pretrained {pretrained!r} is not 'none', an existing weights file, or a timm pretrained "
+                                 f"name of backbone {name!r} (e.g. {', '.join(known[:4]) or name})")
             self.body = timm.create_model(pretrained, pretrained=True, **kwargs)
         info = self.body.feature_info
         n = len(info)

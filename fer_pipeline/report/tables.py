@@ -96,7 +96,8 @@ def render_report(table: pd.DataFrame, shortcut: pd.DataFrame, dataset: str, not
         to_markdown(t),
     ]
     if not shortcut.empty:
-        parts += ["", "## Shortcut cue (synthetic)", "", "Test accuracy (%) by whether the class-coloured mark is absent, agrees or conflicts.", ""]
+        parts += ["", "## Shortcut cue (synthetic)", ""]
+        parts += ["Test accuracy (%) by whether the class-coloured mark is absent, agrees or conflicts.", ""]
         parts.append(to_markdown(shortcut))
     if notes:
         parts += ["", "## Notes", "", *[f"- {n}" for n in notes]]

@@ -54,7 +54,8 @@ def _as_layers(value: Any) -> tuple[int, ...]:
         raise ValueError(f"train.layers={value!r} is empty; valid: one or more of {', '.join(map(str, VALID_LAYERS))}")
     bad = [layer for layer in layers if layer not in VALID_LAYERS]
     if bad:
-        raise ValueError(f"train.layers: {bad} not valid; valid: {', '.join(map(str, VALID_LAYERS))} (1 = stem ... 5 = last stage)")
+        valid = ", ".join(map(str, VALID_LAYERS))
+        raise ValueError(f"train.layers: {bad} not valid; valid: {valid} (1 = stem ... 5 = last stage)")
     return layers
 
 
@@ -136,7 +137,8 @@ class TrainConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"train.{name}={getattr(self, name)} must be >= 0")
         if self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise ValueError(f"train: need lr > 0, weight_decay >= 0, 0 <= momentum < 1; got {self.lr}, {self.weight_decay}, {self.momentum}")
+            got = f"lr={self.lr}, weight_decay={self.weight_decay}, momentum={self.momentum}"
+            raise ValueError(f"train: need lr > 0, weight_decay >= 0, 0 <= momentum < 1; got {got}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (layers as a list, `lambda` spelled as in params.yaml)."""

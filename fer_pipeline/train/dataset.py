@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -14,6 +13,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from fer_pipeline.aumaps.render import from_uint8
 from fer_pipeline.aumaps.store import AUMapReader, open_maps
 from fer_pipeline.core.labels import NEUTRAL
 from fer_pipeline.core.paths import resolve_inside
@@ -48,23 +48,6 @@ def store_rows(reader: AUMapReader, sample_ids: Sequence[str]) -> np.ndarray:
             "rerun `dvc repro aumaps`"
         )
     return np.fromiter((row_of[sid] for sid in sample_ids), dtype=np.int64, count=len(sample_ids))
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run per-sample tensor ops on one thread in the main process (intra-op threads cost ~10x on 112 px tensors).
-
-    DataLoader workers already run single-threaded, so this only changes anything when num_workers = 0.
-    """
-    if torch.utils.data.get_worker_info() is not None or torch.get_num_threads() == 1:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def geometric(input_size: int) -> v2.Transform:
@@ -119,18 +102,17 @@ class FERDataset(Dataset[Sample]):
         self.photometric = photometric()
         self.normalize = normalize(mean, std)
         self.cache: list[np.ndarray] | None = None
+        self.map_cache: np.ndarray | None = None
         if self._want_cache(cache_images):
             self.cache = [read_rgb(p, self.input_size) for p in self.paths]
+            self.map_cache = self.maps.read_u8(self.rows)  # ~3 KB a row; saves a gzip chunk decode per item
 
     def _want_cache(self, mode: str | bool) -> bool:
-        """Decide whether to keep decoded images in RAM (`auto`: when they fit in AUTO_CACHE_BYTES)."""
+        """Keep decoded images (and maps) in RAM? `auto`: when the images fit in AUTO_CACHE_BYTES."""
         mode = str(mode).strip().lower()
-        if mode in ("true", "1", "yes"):
-            return True
-        if mode in ("false", "0", "no"):
-            return False
-        decoded = len(self.paths) * self.input_size**2 * 3
-        return decoded < AUTO_CACHE_BYTES
+        if mode == "auto":
+            return len(self.paths) * self.input_size**2 * 3 < AUTO_CACHE_BYTES
+        return mode == "true"
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -141,14 +123,11 @@ class FERDataset(Dataset[Sample]):
 
     def au_map(self, i: int) -> np.ndarray:
         """float32 (S0,S0) stored AU map of item i in [0,1]."""
+        if self.map_cache is not None:
+            return from_uint8(self.map_cache[i])
         return self.maps[int(self.rows[i])]
 
     def __getitem__(self, i: int) -> Sample:
-        with single_thread():
-            return self._item(i)
-
-    def _item(self, i: int) -> Sample:
-        """Load, augment (train) and normalise item i."""
         img = tv_tensors.Image(torch.from_numpy(self.image(i)).permute(2, 0, 1).contiguous())
         au = self.au_map(i)
         if self.train:

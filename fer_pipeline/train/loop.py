@@ -1,4 +1,4 @@
-"""`train_model`: CE + λ·alignment training with per-epoch validation, best-on-val selection, DVCLive and resumable checkpoints."""
+"""`train_model`: CE + λ·alignment training, per-epoch validation, best-on-val selection, DVCLive, resumable checkpoints."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from fer_pipeline.core.labels import NUM_CLASSES
+from fer_pipeline.evaluate.metrics import accuracy
 from fer_pipeline.evaluate.run import au_macro_cos, infer, resolve_device
 from fer_pipeline.models import FERModel, create_model, save_model
 from fer_pipeline.models.loss import guided_loss
@@ -44,7 +45,9 @@ def amp_dtype(device: torch.device, mode: str) -> torch.dtype | None:
 
 
 def set_cpu_threads(threads: int) -> None:
-    """Use every CPU this process may run on (or `threads`) for intra-op parallelism."""
+    """Intra-op threads: `threads`, else OMP_NUM_THREADS when set, else every CPU this process may run on."""
+    if not threads and os.environ.get("OMP_NUM_THREADS"):
+        return
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     torch.set_num_threads(threads or available)
 
@@ -58,13 +61,11 @@ def lr_factor(step: int, *, total: int, warmup: int) -> float:
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD with momentum (default) or AdamW; no weight decay on norms and biases."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    """SGD with momentum and weight decay (the paper's), or AdamW."""
+    params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
 def _loader(ds: FERDataset, cfg: TrainConfig, *, train: bool, device: torch.device, generator: torch.Generator) -> DataLoader:
@@ -83,8 +84,22 @@ def _loader(ds: FERDataset, cfg: TrainConfig, *, train: bool, device: torch.devi
 
 def _run_config(cfg: TrainConfig, lam: float) -> dict[str, Any]:
     """What model.pt and the checkpoint fingerprint record about this run."""
-    keep = ("method", "backbone", "pretrained", "output_stride", "input_size", "align_loss", "epochs", "batch_size",
-            "optimizer", "lr", "momentum", "weight_decay", "warmup_epochs", "seed")
+    keep = (
+        "method",
+        "backbone",
+        "pretrained",
+        "output_stride",
+        "input_size",
+        "align_loss",
+        "epochs",
+        "batch_size",
+        "optimizer",
+        "lr",
+        "momentum",
+        "weight_decay",
+        "warmup_epochs",
+        "seed",
+    )
     out = {k: getattr(cfg, k) for k in keep}
     return {**out, "num_classes": NUM_CLASSES, "layers": list(cfg.layers), "lambda": float(lam)}
 
@@ -107,7 +122,7 @@ def train_epoch(
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     n = 0
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    fmt = torch.channels_last if device.type == "cuda" else torch.preserve_format
+    fmt = torch.channels_last  # faster on CUDA and on CPU (oneDNN): 1.2 vs 1.6 s/step for resnet18 os16 @112 bs32
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
     for x, au, has_map, y, _ in bar:
         x = x.to(device, non_blocking=True, memory_format=fmt)
@@ -154,20 +169,26 @@ def train_model(
     generator = torch.Generator().manual_seed(cfg.seed)
     dtype = amp_dtype(device, cfg.amp)
 
-    model: FERModel = create_model(cfg.method, backbone=cfg.backbone, pretrained=cfg.pretrained,
-                                   num_classes=NUM_CLASSES, output_stride=cfg.output_stride)
+    model: FERModel = create_model(
+        cfg.method, backbone=cfg.backbone, pretrained=cfg.pretrained, num_classes=NUM_CLASSES, output_stride=cfg.output_stride
+    )
     model.check_layers(cfg.layers)
     model.to(device)
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)
     forward: nn.Module = torch.compile(model) if cfg.compile else model
 
     train_rows = manifest[manifest["split"] == "train"]
     val_rows = manifest[manifest["split"] == "val"]
     if train_rows.empty:
         raise ValueError("the manifest has no 'train' rows")
-    common = {"image_root": image_root, "aumap_path": aumap_path, "input_size": cfg.input_size,
-              "cache_images": cfg.cache_images, "mean": model.mean, "std": model.std}
+    common = {
+        "image_root": image_root,
+        "aumap_path": aumap_path,
+        "input_size": cfg.input_size,
+        "cache_images": cfg.cache_images,
+        "mean": model.mean,
+        "std": model.std,
+    }
     train_ds = FERDataset(train_rows, train=True, **common)
     val_ds = FERDataset(val_rows, train=False, **common) if not val_rows.empty else None
     train_loader = _loader(train_ds, cfg, train=True, device=device, generator=generator)
@@ -194,41 +215,74 @@ def train_model(
         print(f"resume: continuing after epoch {start} of {cfg.epochs} (best val acc {best_acc:.2f} at epoch {best_epoch})")
 
     first_layer = cfg.layers[0]
-    t0, done_steps = time.perf_counter(), 0
+    t0, train_seconds, done_steps = time.perf_counter(), 0.0, 0
     last = min(cfg.epochs, stop_after_epoch) if stop_after_epoch is not None else cfg.epochs
     with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=state is not None) as live:
         live.log_params({**run_config, "layers": ",".join(map(str, cfg.layers))})
         live.step = start
         for epoch in range(start + 1, last + 1):
-            lr = opt.param_groups[0]["lr"]
-            stats = train_epoch(forward, train_loader, opt, sched, scaler, cfg=cfg, lam=lam, device=device,
-                                dtype=dtype, desc=f"epoch {epoch}/{cfg.epochs}")
+            lr, t_epoch = opt.param_groups[0]["lr"], time.perf_counter()
+            stats = train_epoch(
+                forward,
+                train_loader,
+                opt,
+                sched,
+                scaler,
+                cfg=cfg,
+                lam=lam,
+                device=device,
+                dtype=dtype,
+                desc=f"epoch {epoch}/{cfg.epochs}",
+            )
+            train_seconds += time.perf_counter() - t_epoch
             done_steps += steps
             val_acc, val_att = math.nan, math.nan
             if val_loader is not None:
                 inf = infer(model, val_loader, device=device, layers=(first_layer,), amp_dtype=dtype)
-                val_acc = float(100.0 * np.mean(inf.y == inf.pred))
+                val_acc = accuracy(inf.y, inf.pred)
                 val_att = au_macro_cos(inf.att_cos[first_layer], inf.y, inf.has_map)
             # Strictly better only: a tie keeps the earlier epoch. Without val rows the last epoch is kept.
             if val_loader is None or val_acc > best_acc:
                 best_acc, best_epoch = val_acc, epoch
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            for name, value in (*((f"train/{k}", v) for k, v in stats.items()),
-                                ("val/acc", val_acc), (f"val/att_cos_l{first_layer}", val_att), ("lr", lr)):
+            for name, value in (
+                *((f"train/{k}", v) for k, v in stats.items()),
+                ("val/acc", val_acc),
+                ("val/att_cos", val_att),
+                ("lr", lr),
+            ):
                 live.log_metric(name, value)
-            tqdm.write(f"epoch {epoch}/{cfg.epochs}: loss {stats['loss']:.4f} (ce {stats['ce']:.4f}, align {stats['align']:.4f})"
-                       f"  val acc {val_acc:.2f}  att_cos {val_att:.3f}  lr {lr:.4g}")
+            tqdm.write(
+                f"epoch {epoch}/{cfg.epochs}: loss {stats['loss']:.4f} (ce {stats['ce']:.4f}, align {stats['align']:.4f})"
+                f"  val acc {val_acc:.2f}  att_cos {val_att:.3f}  lr {lr:.4g}"
+            )
             if ckpt_path is not None:
-                save_checkpoint(ckpt_path, {
-                    "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "scaler": scaler.state_dict(), "epoch": epoch, "best_acc": best_acc, "best_epoch": best_epoch,
-                    "best_state": best_state, "rng": rng_state(generator), "fingerprint": fp,
-                })
+                save_checkpoint(
+                    ckpt_path,
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": opt.state_dict(),
+                        "scheduler": sched.state_dict(),
+                        "scaler": scaler.state_dict(),
+                        "epoch": epoch,
+                        "best_acc": best_acc,
+                        "best_epoch": best_epoch,
+                        "best_state": best_state,
+                        "rng": rng_state(generator),
+                        "fingerprint": fp,
+                    },
+                )
             live.next_step()
         seconds = time.perf_counter() - t0
-        summary = {"best_epoch": best_epoch, "best_val_acc": best_acc, "seconds": seconds,
-                   "steps_per_s": done_steps / seconds if seconds > 0 else math.nan,
-                   "epochs_run": max(0, last - start), "finished": last == cfg.epochs}
+        summary = {
+            "best_epoch": best_epoch,
+            "best_val_acc": best_acc,
+            "seconds": seconds,
+            "train_seconds": train_seconds,
+            "steps_per_s": done_steps / train_seconds if train_seconds > 0 else math.nan,
+            "epochs_run": max(0, last - start),
+            "finished": last == cfg.epochs,
+        }
         if summary["finished"]:
             live.log_metric("best/val_acc", best_acc, plot=False)
             live.log_metric("best/epoch", best_epoch, plot=False)
