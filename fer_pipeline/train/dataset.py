@@ -17,6 +17,7 @@ from fer_pipeline.aumaps.render import from_uint8
 from fer_pipeline.aumaps.store import AUMapReader, open_maps
 from fer_pipeline.core.labels import NEUTRAL
 from fer_pipeline.core.paths import resolve_inside
+from fer_pipeline.data.images import read_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -27,15 +28,13 @@ Sample = tuple[torch.Tensor, torch.Tensor, bool, int, int]
 
 
 def read_rgb(path: str | Path, size: int) -> np.ndarray:
-    """uint8 (size,size,3) RGB: cv2 decode, BGR→RGB, resized to the square input (the AU map covers the whole image too)."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(f"cannot read image {path}; check data.root / the manifest's path column")
-    h, w = bgr.shape[:2]
-    interp = cv2.INTER_AREA if h > size or w > size else cv2.INTER_LINEAR
+    """uint8 (size,size,3) RGB resized to the square input (the AU map covers the whole image too)."""
+    rgb = read_image(path)
+    h, w = rgb.shape[:2]
     if (h, w) != (size, size):
-        bgr = cv2.resize(bgr, (size, size), interpolation=interp)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        interp = cv2.INTER_AREA if h > size or w > size else cv2.INTER_LINEAR
+        rgb = cv2.resize(rgb, (size, size), interpolation=interp)
+    return rgb
 
 
 def store_rows(reader: AUMapReader, sample_ids: Sequence[str]) -> np.ndarray:
