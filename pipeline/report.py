@@ -7,10 +7,12 @@ import pandas as pd
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params, write_text
 from fer_pipeline.report.tables import AUS, build_table, render_report, run_name, shortcut_table
+from fer_pipeline.validate import check_stage, run_stage
 
 
 def main() -> None:
     params = load_params()
+    check_stage("report", params)
     methods = [str(m) for m in params["report"]["methods"]]
     metrics = {}
     for method in methods:
@@ -27,4 +29,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("report", main)

@@ -11,7 +11,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from fer_pipeline.core import paths
-from fer_pipeline.core.io import atomic_path
+from fer_pipeline.core.io import atomic_dir, atomic_path
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split, write_manifest
 
@@ -68,7 +68,7 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
         ok, buf = cv2.imencode(".png", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise RuntimeError(f"could not encode synthetic image {ids[i]}")
-        (img_dir / f"{ids[i]}.png").write_bytes(buf.tobytes())
+        (img_dir / f"{ids[i]}.png").write_bytes(buf.tobytes())  # plain write: out_dir is prepare's temp folder
     write_landmark_csv(out_dir / GT_LANDMARKS, ids, points)
     rel = [f"images/{s}.png" for s in ids]
     return pd.DataFrame({"sample_id": ids, "path": rel, "label": labels, "split": split, "cue": cues})
@@ -80,8 +80,9 @@ def prepare(params: dict[str, Any]) -> pd.DataFrame:
     name = str(data["dataset"])
     if name not in DATASETS:
         raise ValueError(f"data.dataset={name!r} is not supported; valid: {', '.join(DATASETS)}")
-    out_dir = paths.prepared_dir(name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    df = prepare_synthetic(data, params["synthetic"], out_dir)
-    write_manifest(paths.manifest_path(name), df)
+    # Everything (images, ground truth, manifest) is written into a temp folder that replaces the real one at the end:
+    # a killed prepare never leaves a half-filled dataset folder under the real name.
+    with atomic_dir(paths.prepared_dir(name)) as tmp:
+        df = prepare_synthetic(data, params["synthetic"], tmp)
+        write_manifest(tmp / paths.manifest_path(name).name, df)
     return df

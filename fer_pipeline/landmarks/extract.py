@@ -7,26 +7,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from fer_pipeline import __version__
-from fer_pipeline.core.paths import resolve_inside
-from fer_pipeline.landmarks.importer import align_to_manifest, read_points_csv
+from fer_pipeline.data.probe import probe_images
+from fer_pipeline.landmarks.importer import align_with_reasons, read_points_csv
 from fer_pipeline.landmarks.store import LandmarkTable, Status
 
 BACKENDS = ("synthetic",)
 
 
 def image_sizes(paths: list[str], root: Path) -> np.ndarray:
-    """(N,2) H, W read from each image header; (0, 0) where the file is missing or unreadable."""
-    out = np.zeros((len(paths), 2), dtype=np.int32)
-    for i, p in enumerate(paths):
-        try:
-            with Image.open(resolve_inside(root, p)) as im:
-                out[i] = (im.height, im.width)
-        except (OSError, ValueError, Image.DecompressionBombError):
-            out[i] = (0, 0)
-    return out
+    """(N,2) H, W of each image; (0, 0) where it cannot be used (see `fer_pipeline.data.probe` for the reasons)."""
+    check = probe_images(paths, root)
+    return np.where(check.ok[:, None], check.sizes, 0).astype(np.int32)
 
 
 def jitter(points: np.ndarray, noise: float, seed: int) -> np.ndarray:
@@ -45,15 +38,21 @@ def extract_synthetic(manifest: pd.DataFrame, root: Path, params: dict[str, Any]
     from fer_pipeline.data.datasets import GT_LANDMARKS
 
     ids = manifest["sample_id"].tolist()
-    sizes = image_sizes(manifest["path"].tolist(), root)
+    # Every image is decoded once (the reader training uses): unusable ones become status UNREADABLE with a reason.
+    check = probe_images(manifest["path"].tolist(), root, n_jobs=int(params.get("n_jobs", 1)))
+    good = np.flatnonzero(check.ok)
     gt_ids, gt = read_points_csv(root / GT_LANDMARKS)
     noise = float(params.get("noise", 0.0))
     gt = jitter(gt, noise, int(params.get("seed", 0)))
-    points, status = align_to_manifest(ids, gt_ids, gt, sizes, str(root / GT_LANDMARKS), Status.OK)
-    status[sizes.min(axis=1) <= 0] = int(Status.UNREADABLE)
-    points[status == int(Status.UNREADABLE)] = np.nan
+    points = np.full((len(ids), 68, 2), np.nan, dtype=np.float32)
+    status = np.full(len(ids), int(Status.UNREADABLE), dtype=np.uint8)
+    reason = list(check.reasons)
+    sub_ids, source = [ids[i] for i in good], str(root / GT_LANDMARKS)
+    points[good], status[good], why = align_with_reasons(sub_ids, gt_ids, gt, check.sizes[good], source, Status.OK)
+    for i, r in zip(good, why, strict=True):
+        reason[i] = r
     attrs = {"backend": "synthetic", "noise": noise, "fer_pipeline_version": __version__}
-    return LandmarkTable(ids, points, sizes, status, attrs)
+    return LandmarkTable(ids, points, check.sizes, status, attrs, reason)
 
 
 def extract_landmarks(manifest: pd.DataFrame, root: Path, params: dict[str, Any]) -> LandmarkTable:

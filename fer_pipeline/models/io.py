@@ -21,8 +21,8 @@ def save_model(path: str | Path, model: FERModel, config: dict[str, Any]) -> Non
     except TypeError as e:
         raise TypeError(f"model config for {path} must be JSON-able: {e}") from e
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, "config": cfg}, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save({"state_dict": state, "config": cfg}, fh)  # a file object: a path would put the temp name in the zip
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FERModel, dict[str, Any]]:
