@@ -9,6 +9,7 @@ registries); it imports torch only for the train stage.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -61,6 +62,8 @@ def number(
         x = float(value)
     except (TypeError, ValueError):
         raise ParamsError(f"{dotted}={value!r} is not a number") from None
+    if not math.isfinite(x):
+        raise ParamsError(f"{dotted}={value!r} is not a finite number")
     if kind is int and not x.is_integer():
         raise ParamsError(f"{dotted}={value!r} must be a whole number")
     low = lo is not None and (x <= lo if lo_open else x < lo)

@@ -224,6 +224,7 @@ def test_training_skips_rows_from_a_stale_store(tmp_path: Path) -> None:
         ("landmarks", {"landmarks.backend": "dlib"}, "landmarks.backend='dlib' unknown; valid: synthetic"),
         ("landmarks", {"landmarks.noise": -0.1}, "landmarks.noise=-0.1 out of range; valid: >= 0"),
         ("landmarks", {"landmarks.n_jobs": 0}, "landmarks.n_jobs=0 is not a worker count"),
+        ("aumaps", {"aumaps.smoothing": "nan"}, "aumaps.smoothing='nan' is not a finite number"),
         ("aumaps", {"aumaps.codebook": "facs"}, "valid: reference, paper"),
         ("aumaps", {"aumaps.radius": 0}, "aumaps.radius=0 out of range; valid: > 0"),
         ("train", {"train.lambda": -1}, "train.lambda=-1.0 must be >= 0"),
@@ -294,9 +295,9 @@ def test_foreign_pickles_are_refused(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     evil = tmp_path / "last.pt"
     torch.save({"fingerprint": "x", "model": Payload(marker)}, evil)
-    with pytest.raises(ValueError, match=r"checkpoint .*last.pt cannot be read safely .*delete it or set train.resume: false"):
+    with pytest.raises(ValueError, match=r"checkpoint .*last.pt cannot be read safely \(it holds pickled .*train.resume: false"):
         load_checkpoint(evil, "x")
-    with pytest.raises(ValueError, match=r"cannot read model file .*last.pt"):
+    with pytest.raises(ValueError, match=r"cannot read model file .*last.pt: it holds pickled objects .*refused"):
         load_model(evil)
     assert not marker.exists(), "weights_only loading must never run a pickle's code"
     # our own files load with weights_only

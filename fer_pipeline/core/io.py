@@ -7,6 +7,8 @@ import glob
 import json
 import math
 import os
+import pickle
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -105,6 +107,15 @@ def write_text(path: str | Path, text: str) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def load_error_reason(error: BaseException) -> str:
+    """One line saying why a weights file did not load (`torch.load(weights_only=True)` errors are long and
+    suggest loading unsafely; a refused pickle is said as such)."""
+    if isinstance(error, pickle.UnpicklingError):
+        return "it holds pickled objects beyond tensors and plain types; refused, loading it could run code"
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error)).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:

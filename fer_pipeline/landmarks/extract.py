@@ -39,7 +39,8 @@ def extract_synthetic(manifest: pd.DataFrame, root: Path, params: dict[str, Any]
 
     ids = manifest["sample_id"].tolist()
     # Every image is decoded once (the reader training uses): unusable ones become status UNREADABLE with a reason.
-    check = probe_images(manifest["path"].tolist(), root, n_jobs=int(params.get("n_jobs", 1)))
+    jobs, chunk = int(params.get("n_jobs", 1)), int(params.get("chunk_size", 1024))
+    check = probe_images(manifest["path"].tolist(), root, n_jobs=jobs, chunk_size=chunk)
     good = np.flatnonzero(check.ok)
     gt_ids, gt = read_points_csv(root / GT_LANDMARKS)
     noise = float(params.get("noise", 0.0))

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from fer_pipeline.core.io import atomic_path
+from fer_pipeline.core.io import atomic_path, load_error_reason
 from fer_pipeline.models.base import FERModel
 from fer_pipeline.models.registry import create_model
 
@@ -33,7 +33,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FE
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"cannot read model file {path}: {e}") from e
+        raise ValueError(f"cannot read model file {path}: {load_error_reason(e)}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path} is not a fer_pipeline model file (expected keys 'state_dict' and 'config')")
     cfg = ckpt["config"]

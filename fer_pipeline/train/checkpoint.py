@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fer_pipeline.core.io import atomic_path
+from fer_pipeline.core.io import atomic_path, load_error_reason
 
 #: Config fields that do not change the trained weights (a resume may change them).
 _RUNTIME_ONLY = ("resume", "device", "num_workers", "compile", "threads", "cache_images")
@@ -75,8 +75,8 @@ def load_checkpoint(path: Path, expected_fingerprint: str) -> dict[str, Any] | N
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain types only: no code runs
     except Exception as e:  # a foreign pickle, a truncated or corrupt file
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ValueError(f"checkpoint {path} cannot be read safely ({first}); delete it or set train.resume: false") from None
+        why = load_error_reason(e)
+        raise ValueError(f"checkpoint {path} cannot be read safely ({why}); delete it or set train.resume: false") from None
     if not isinstance(state, dict) or state.get("fingerprint") != expected_fingerprint:
         print(f"resume: {path} was made with another config or data; training from scratch")
         return None
