@@ -36,7 +36,8 @@ def face(index: int, label: int, size: int = 112) -> tuple[np.ndarray, np.ndarra
 def save(path: Path, image: np.ndarray) -> None:
     """Write an RGB image (format from the suffix), creating folders."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, quality=95) if path.suffix == ".jpg" else Image.fromarray(image).save(path)
+    options = {"quality": 95} if path.suffix == ".jpg" else {}
+    Image.fromarray(image).save(path, **options)
 
 
 def make_rafdb(root: Path) -> dict[str, int]:

@@ -31,3 +31,11 @@ def test_push_clone_pull_keeps_landmarks_up_to_date(tmp_path: Path) -> None:
     assert changed and not changed & {"prepare", "landmarks"}  # downstream stages never ran; these two are up to date
     log = run(["dvc", "repro", "landmarks"], mate).stdout
     assert "Running stage" not in log and "didn't change" in log
+
+    # Only the store pulled (the README's flow): prepare reruns to the same manifest bytes, landmarks is skipped.
+    solo = tmp_path / "solo"
+    run(["git", "clone", "-q", str(repo), str(solo)], tmp_path)
+    run(["dvc", "pull", store], solo)
+    log = run(["dvc", "repro", "landmarks"], solo).stdout
+    assert "Running stage 'prepare'" in log and "Running stage 'landmarks'" not in log
+    assert (solo / store).read_bytes() == (repo / store).read_bytes()
