@@ -101,6 +101,8 @@ class ImportBackend:
             log.warning("%s is outside %s/: DVC does not track it (edits will not rerun landmarks)", self.file, paths.IMPORT_DIR)
 
     def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+        if not self.file.is_file():
+            raise FileNotFoundError(f"landmark file {self.file} not found: run `fer landmarks import FILE` or set landmarks.file")
         attrs = {"backend": "import", "source_file": self.file.name, "source_sha256": sha256_of(self.file)}
         return imported_table(manifest, root, self.file, attrs)
 
