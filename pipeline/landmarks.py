@@ -12,7 +12,7 @@ def main() -> None:
     params = load_params()
     dataset = params["data"]["dataset"]
     manifest = read_manifest(paths.manifest_path(dataset))
-    table = extract_landmarks(manifest, image_root(params["data"]), params["landmarks"])
+    table = extract_landmarks(manifest, image_root(params["data"]), params["landmarks"], dataset=dataset)
     out = paths.landmark_store(dataset)
     write_landmark_store(out, table)
     print(f"landmarks: {len(table.sample_id)} rows, status {table.status_counts()} -> {out}")

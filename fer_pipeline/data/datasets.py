@@ -15,8 +15,12 @@ from fer_pipeline.core.io import atomic_path
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split, write_manifest
 
-DATASETS = ("synthetic",)
+DATASETS = ("synthetic", "rafdb", "affectnet", "folder")
 GT_LANDMARKS = "landmarks_gt.csv"
+#: Landmarks shipped by the dataset (AffectNet), in the import CSV format, beside the manifest (`landmarks.backend: dataset`).
+DATASET_LANDMARKS = "landmarks_dataset.csv"
+#: Source rows an adapter left out of the manifest, and why (beside the manifest).
+EXCLUDED = "excluded.csv"
 
 
 def image_root(data: dict[str, Any]) -> Path:
@@ -74,6 +78,24 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
     return pd.DataFrame({"sample_id": ids, "path": rel, "label": labels, "split": split, "cue": cues})
 
 
+def prepare_real(name: str, data: dict[str, Any], out_dir: Path) -> pd.DataFrame:
+    """Run a real-dataset adapter; write excluded.csv (and the shipped landmarks); fail when no row is left."""
+    from fer_pipeline.data.affectnet import prepare_affectnet
+    from fer_pipeline.data.folder import prepare_folder
+    from fer_pipeline.data.rafdb import prepare_rafdb
+
+    adapter = {"rafdb": prepare_rafdb, "affectnet": prepare_affectnet, "folder": prepare_folder}[name]
+    result = adapter(data)
+    result.excluded.log_summary(name)
+    with atomic_path(out_dir / EXCLUDED) as tmp:
+        result.excluded.frame().to_csv(tmp, index=False, lineterminator="\n")
+    if result.landmarks is not None:
+        write_landmark_csv(out_dir / DATASET_LANDMARKS, *result.landmarks)
+    if result.manifest.empty:
+        raise ValueError(f"data.dataset={name}: no usable row under {data['root']}; {out_dir / EXCLUDED} says why")
+    return result.manifest
+
+
 def prepare(params: dict[str, Any]) -> pd.DataFrame:
     """Run the adapter named by `data.dataset` and write `data/prepared/<dataset>/manifest.csv`."""
     data = params["data"]
@@ -82,6 +104,6 @@ def prepare(params: dict[str, Any]) -> pd.DataFrame:
         raise ValueError(f"data.dataset={name!r} is not supported; valid: {', '.join(DATASETS)}")
     out_dir = paths.prepared_dir(name)
     out_dir.mkdir(parents=True, exist_ok=True)
-    df = prepare_synthetic(data, params["synthetic"], out_dir)
+    df = prepare_synthetic(data, params["synthetic"], out_dir) if name == "synthetic" else prepare_real(name, data, out_dir)
     write_manifest(paths.manifest_path(name), df)
     return df
