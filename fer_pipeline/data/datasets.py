@@ -50,9 +50,11 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
     if n < 3 * NUM_CLASSES:
         raise ValueError(f"synthetic.n={n} is too small: need at least {3 * NUM_CLASSES} (3 per class per split)")
     lo, hi = (float(v) for v in synth.get("intensity", (0.5, 1.0)))
+    s_lo, s_hi = (float(v) for v in synth.get("face_scale", (0.55, 0.8)))
     cfg = SyntheticConfig(
         size=int(synth["size"]),
         intensity=(lo, hi),
+        face_scale=(s_lo, s_hi),
         shortcut=bool(synth.get("shortcut", False)),
         shortcut_p_train=float(synth.get("shortcut_p_train", 0.9)),
         shortcut_p_test=float(synth.get("shortcut_p_test", 0.5)),

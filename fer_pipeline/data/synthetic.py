@@ -24,6 +24,7 @@ class SyntheticConfig:
 
     size: int = 112
     intensity: tuple[float, float] = (0.5, 1.0)
+    face_scale: tuple[float, float] = (0.55, 0.8)  # head (forehead..chin) height as a fraction of the image
     shortcut: bool = False
     shortcut_p_train: float = 0.9
     shortcut_p_test: float = 0.5
@@ -34,6 +35,8 @@ class SyntheticConfig:
             raise ValueError(f"size={self.size} is too small (>= 32)")
         if not 0.0 <= self.intensity[0] <= self.intensity[1] <= 2.0:
             raise ValueError(f"intensity={self.intensity} must satisfy 0 <= lo <= hi <= 2")
+        if not 0.2 <= self.face_scale[0] <= self.face_scale[1] <= 0.95:
+            raise ValueError(f"face_scale={self.face_scale} must satisfy 0.2 <= lo <= hi <= 0.95")
         for name in ("shortcut_p_train", "shortcut_p_test"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}={getattr(self, name)} is not a probability")
@@ -414,7 +417,8 @@ def make_sample(seed: int, index: int, label: int, split: str, cfg: SyntheticCon
     # Identity and appearance streams never see the label, so every class of one (seed, index) is the same person.
     r_id, r_au, r_cue, r_img = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(4))
     u = r_id.random(6)
-    frac, roll, squash, skew = 0.55 + 0.25 * u[0], np.radians((u[1] - 0.5) * 24), 0.86 + 0.14 * u[2], (u[3] - 0.5) * 0.16
+    frac = cfg.face_scale[0] + (cfg.face_scale[1] - cfg.face_scale[0]) * u[0]
+    roll, squash, skew = np.radians((u[1] - 0.5) * 24), 0.86 + 0.14 * u[2], (u[3] - 0.5) * 0.16
     pts = _place(_identity(r_id), cfg.size, frac, roll, squash, skew)
     _, _, ey, iod = _frame(pts)
     room = iod * max(1.0, cfg.intensity[1])  # room for the largest brow raise and jaw drop: placement stays label-free
