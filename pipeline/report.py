@@ -6,7 +6,7 @@ import pandas as pd
 
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params, write_text
-from fer_pipeline.report.tables import AUS, build_table, render_report, run_name, shortcut_table
+from fer_pipeline.report.tables import AUS, build_table, method_notes, render_report, run_name, shortcut_table
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
             metrics[run] = json.loads(paths.metrics_path(run).read_text(encoding="utf-8"))
     table = build_table(metrics, methods, pd.read_csv(paths.PAPER_TABLES))
     shortcut = shortcut_table(metrics, methods)
-    text = render_report(table, shortcut, params["data"]["dataset"])
+    text = render_report(table, shortcut, params["data"]["dataset"], method_notes(methods))
     write_text(paths.REPORT_DIR / "tables.md", text)
     write_text(paths.REPORT_DIR / "tables.csv", table.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
     print(text)

@@ -7,7 +7,7 @@ from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
 from fer_pipeline.data.manifest import read_manifest
 from fer_pipeline.report.tables import AUS, run_name
-from fer_pipeline.train.config import TrainConfig
+from fer_pipeline.train.config import TrainConfig, method_params
 from fer_pipeline.train.loop import train_model
 
 
@@ -16,7 +16,8 @@ def main(method: str, aus: str) -> None:
         raise SystemExit(f"train: second argument must be one of {AUS}, got {aus!r}")
     params = load_params()
     dataset = params["data"]["dataset"]
-    cfg = TrainConfig.from_params({**params["train"], "method": method})
+    train, options = method_params(params["train"], params.get("methods"), method)  # methods.<method> overrides train.*
+    cfg = TrainConfig.from_params({**train, "method": method})
     run = run_name(method, aus)
     summary = train_model(
         cfg,
@@ -27,6 +28,7 @@ def main(method: str, aus: str) -> None:
         model_out=paths.model_path(run),
         live_dir=paths.live_dir(run),
         checkpoint_dir=paths.checkpoint_dir(run),
+        model_kwargs=options,
     )
     print(f"train {run}: {summary} -> {paths.model_path(run)}")
 

@@ -19,7 +19,7 @@ from fer_pipeline.core.io import write_json, write_text
 from fer_pipeline.core.labels import LABELS, NUM_CLASSES
 from fer_pipeline.evaluate.metrics import accuracy, au_macro, confusion_matrix, macro_f1, per_class_mean
 from fer_pipeline.models import FERModel, load_model
-from fer_pipeline.models.maps import attention, cosine, minmax, resize, select_class
+from fer_pipeline.models.maps import attention, cosine, resize
 from fer_pipeline.train.dataset import FERDataset
 
 #: The paper's Table 2 reports ATT-COS of the last stage.
@@ -90,7 +90,7 @@ def infer(
         au, has_map, y = au.to(device, non_blocking=True), has_map.to(device), y.to(device)
         with autocast:
             out = model(x, layers=tuple(layers))
-        cams.append(_masked_cos(minmax(select_class(out.cams, y)), au, has_map).cpu())
+        cams.append(_masked_cos(model.class_cam(x, y, out), au, has_map).cpu())  # gradient methods run their own pass
         for layer in layers:
             atts[layer].append(_masked_cos(attention(out.features[layer]), au, has_map).cpu())
         preds.append(out.logits.argmax(dim=1).cpu())
