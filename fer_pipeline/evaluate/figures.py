@@ -20,11 +20,12 @@ PANEL = 1.6  # inches per map panel
 HEADER = 0.6  # inches above the grid for titles
 HEAT = "jet"  # the paper's colour map
 ALPHA = 0.5
+EXPLAIN_PANEL = 3.0  # inches per panel of `fer explain`'s figure
 
 
-def grid_figsize(rows: int, cols: int) -> tuple[float, float]:
-    """(width, height) in inches of a rows x cols panel grid; pixels = inches x DPI."""
-    return cols * PANEL, rows * PANEL + HEADER
+def grid_figsize(rows: int, cols: int, panel: float = PANEL) -> tuple[float, float]:
+    """(width, height) in inches of a rows x cols grid of `panel`-inch panels; pixels = inches x DPI."""
+    return cols * panel, rows * panel + HEADER
 
 
 def save_figure(fig: Figure, path: str | Path) -> None:
@@ -33,9 +34,9 @@ def save_figure(fig: Figure, path: str | Path) -> None:
         fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
 
 
-def _grid(rows: int, cols: int, title: str) -> tuple[Figure, np.ndarray]:
+def _grid(rows: int, cols: int, title: str, panel: float = PANEL) -> tuple[Figure, np.ndarray]:
     """A figure of rows x cols map panels without ticks."""
-    w, h = grid_figsize(rows, cols)
+    w, h = grid_figsize(rows, cols, panel)
     fig = Figure(figsize=(w, h), dpi=DPI)
     top = 1.0 - HEADER / h
     axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw={"left": 0.02, "right": 0.98, "bottom": 0.01, "top": top})
@@ -139,4 +140,26 @@ def matrix_figure(
     for (r, c), v in np.ndenumerate(values):
         label = str(text[r, c]) if text is not None else ("" if np.isnan(v) else f"{v:.2f}")
         ax.text(c, r, label, ha="center", va="center", fontsize=7, color="black" if v > mid else "white")
+    return fig
+
+
+def explain_figure(
+    photo: np.ndarray,
+    box: tuple[int, int, int, int],
+    points: np.ndarray,
+    crop: np.ndarray,
+    au: np.ndarray | None,
+    cam: np.ndarray,
+    att: np.ndarray,
+    title: str,
+) -> Figure:
+    """One row: the photo with the face box and 68 points, then the crop with the AU map, the CAM and the attention."""
+    fig, axes = _grid(1, 4, title, EXPLAIN_PANEL)
+    _show(axes[0, 0], photo, None, "image, crop box, 68 landmarks")
+    x0, y0, x1, y1 = box
+    axes[0, 0].plot([x0, x1, x1, x0, x0], [y0, y0, y1, y1, y0], color="lime", linewidth=1)
+    axes[0, 0].scatter(points[:, 0], points[:, 1], s=2, c="red", linewidths=0)
+    _show(axes[0, 1], crop, au, "predicted-class AU map" if au is not None else "no AUs (neutral)")
+    _show(axes[0, 2], crop, cam, "CAM (predicted class)")
+    _show(axes[0, 3], crop, att, "attention (layer 5)")
     return fig
