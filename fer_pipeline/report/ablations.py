@@ -20,6 +20,15 @@ from fer_pipeline.report.tables import run_name, to_markdown
 
 #: Metrics read from each run's metrics file (those absent in older runs come out NaN).
 KEYS = ("cl", "cam_cos", "att_cos", "cam_pointing", "cam_energy", "deletion_score")
+LABELS = {
+    "lambda": "λ",
+    "cl": "CL (%)",
+    "cam_cos": "CAM-COS",
+    "att_cos": "ATT-COS (L5)",
+    "cam_pointing": "CAM pointing",
+    "cam_energy": "CAM energy share",
+    "deletion_score": "deletion score",
+}
 
 
 def layers_label(value: Any) -> str:
@@ -133,15 +142,15 @@ def lambda_figure(curve: pd.DataFrame, title: str) -> Figure:
     right.set_ylabel("cosine with the AU map")
     right.set_ylim(0.0, 1.0)
     lines = ax.get_lines() + right.get_lines()
-    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="lower right")
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="best")
     ax.set_title(title, fontsize=9)
     return fig
 
 
 def layer_figure(table: pd.DataFrame, title: str) -> Figure:
     """Grouped bars per layer set: our CAM-COS and ATT-COS beside the paper's CAM-COS (left); CL ours vs paper (right)."""
-    fig = Figure(figsize=(10.0, 4.0), dpi=DPI)
-    left, right = fig.subplots(1, 2, gridspec_kw={"left": 0.06, "right": 0.98, "bottom": 0.16, "top": 0.86, "wspace": 0.2})
+    fig = Figure(figsize=(10.0, 4.5), dpi=DPI)
+    left, right = fig.subplots(1, 2, gridspec_kw={"left": 0.06, "right": 0.98, "bottom": 0.24, "top": 0.88, "wspace": 0.2})
     x = np.arange(len(table))
     for ax, cols, ylabel in (
         (
@@ -163,9 +172,24 @@ def layer_figure(table: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
+def _named(df: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
+    """λ as written (4, not 4.00) and readable column names: `ours_cl` -> `ours CL (%)`, `paper_cam_cos` -> `paper CAM-COS`."""
+    out = df.copy()
+    if "lambda" in out:
+        out["lambda"] = [f"{v:g}" for v in out["lambda"]]
+
+    def name(col: str) -> str:
+        for tag in (prefix, "paper_"):
+            if tag and col.startswith(tag):
+                return f"{tag.rstrip('_')} {LABELS.get(col[len(tag) :], col[len(tag) :])}"
+        return LABELS.get(col, col)
+
+    return out.rename(columns=name)
+
+
 def render_ablations(curve: pd.DataFrame, layers: pd.DataFrame, experiments: pd.DataFrame, notes: Sequence[str] = ()) -> str:
     """`reports/ablations.md`: the λ curve table, the layer table beside the paper's Table 3, the experiments used."""
-    lam = curve.rename(columns={"lambda": "λ", "cl": "CL (%)", "cam_cos": "CAM-COS", "att_cos": "ATT-COS"})
+    exps = experiments[["name", "rev", "lambda", "layers", "aus_cl", "aus_cam_cos", "aus_att_cos"]]
     parts = [
         "# Ablations (from `dvc exp show --json`)",
         "",
@@ -173,17 +197,17 @@ def render_ablations(curve: pd.DataFrame, layers: pd.DataFrame, experiments: pd.
         "",
         "![lambda curve](ablations/lambda.png)",
         "",
-        to_markdown(lam),
+        to_markdown(_named(curve)),
         "",
         "## Layers (paper Table 3, RAF-DB, ResNet50; ours on the run's dataset)",
         "",
         "![layer table](ablations/layers.png)",
         "",
-        to_markdown(layers),
+        to_markdown(_named(layers, "ours_")),
         "",
-        "## Experiments",
+        "## Experiments (with-AUs run)",
         "",
-        to_markdown(experiments[["name", "rev", "lambda", "layers", "aus_cl", "aus_cam_cos", "aus_att_cos"]]),
+        to_markdown(_named(exps, "aus_")),
     ]
     if notes:
         parts += ["", *[f"- {n}" for n in notes]]
