@@ -111,15 +111,20 @@ def _faithfulness(
     return deletion_scores(model, batches, steps=steps, device=dev), sub["label"].to_numpy(np.int64)
 
 
-def _class_means(images: np.ndarray, au: np.ndarray, result: EvalResult) -> tuple[dict[str, np.ndarray], list[int]]:
-    """Per AU class means of the images and of the AU, CAM and attention maps over the class's samples with maps."""
+def _class_means(paths: list[Path], au: np.ndarray, result: EvalResult) -> tuple[dict[str, np.ndarray], list[int]]:
+    """Per AU class means of the images (read one at a time) and of the AU, CAM and attention maps over the class's
+    samples with maps."""
     means: dict[str, list[np.ndarray]] = {"image": [], "au": [], "cam": [], "att": []}
     counts = []
     for k in AU_CLASSES:
-        sel = np.asarray(result.has_map, bool) & (result.y == k)
-        counts.append(int(sel.sum()))
-        for key, arr in (("image", images), ("au", au), ("cam", result.cam_maps), ("att", result.att_maps)):
-            means[key].append(arr[sel].astype(np.float64).mean(axis=0) if sel.any() else np.zeros(arr.shape[1:]))
+        sel = np.flatnonzero(np.asarray(result.has_map, bool) & (result.y == k))
+        counts.append(int(sel.size))
+        image = np.zeros((DISPLAY, DISPLAY, 3))
+        for i in sel:
+            image += read_rgb(paths[i], DISPLAY)
+        means["image"].append(image / max(1, sel.size))
+        for key, arr in (("au", au), ("cam", result.cam_maps), ("att", result.att_maps)):
+            means[key].append(arr[sel].astype(np.float64).mean(axis=0) if sel.size else np.zeros(arr.shape[1:]))
     out = {k: np.stack(v) for k, v in means.items()}
     out["image"] = np.clip(np.rint(out["image"]), 0, 255).astype(np.uint8)
     return out, counts
@@ -186,14 +191,14 @@ def evaluate_extended(
         )
         add_deletion(m, deletion, labels)
     paths = [resolve_inside(image_root, p) for p in rows["path"]]
-    images = np.stack([read_rgb(p, DISPLAY) for p in paths]) if paths else np.zeros((0, DISPLAY, DISPLAY, 3), np.uint8)
-    means, counts = _class_means(images, au, result)
+    means, counts = _class_means(paths, au, result)
     pick = pick_samples(result.y, result.has_map, figure_samples)
+    images = np.stack([read_rgb(paths[i], DISPLAY) for i in pick]) if pick.size else np.zeros((0, DISPLAY, DISPLAY, 3), np.uint8)
     panel = Panel(
         sample_id=[result.sample_id[i] for i in pick],
         label=result.y[pick],
         pred=result.pred[pick],
-        image=images[pick],
+        image=images,
         au=au[pick],
         cam=result.cam_maps[pick],
         att=result.att_maps[pick],

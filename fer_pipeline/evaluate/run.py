@@ -95,7 +95,7 @@ def infer(
     ys, preds, has, rows, cams = [], [], [], [], []
     cam_maps: list[torch.Tensor] = []
     att_maps: list[torch.Tensor] = []
-    att_layer = ATT_LAYER if ATT_LAYER in layers else layers[0]
+    att_layer = ATT_LAYER if ATT_LAYER in layers or not layers else layers[0]
     atts: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     for x, au, has_map, y, row in tqdm(loader, desc="eval", leave=False, disable=not progress):
