@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from torch.utils.data import DataLoader
 
 from fer_pipeline.aumaps.render import from_uint8
@@ -145,7 +144,6 @@ def evaluate_extended(
     figure_samples: int = 1,
 ) -> Extended:
     """`evaluate_model` plus pointing game, energy shares, per-AU attention shares, deletion, cue shares and figure data."""
-    torch.manual_seed(0)
     model_path, image_root, aumap_path = Path(model_path), Path(image_root), Path(aumap_path)
     result = evaluate_model(
         model_path,
@@ -160,7 +158,12 @@ def evaluate_extended(
     rows = manifest[manifest["split"] == split]
     reader = open_maps(aumap_path)
     au = from_uint8(reader.read_u8(result.rows))
-    codebook = str(reader.attrs.get("codebook", "reference"))
+    missing = [k for k in ("codebook", "radius", "smoothing") if k not in reader.attrs]
+    if missing:
+        raise ValueError(
+            f"AU map store {aumap_path} lacks the attributes {missing} that say how its maps were drawn; rerun `dvc repro aumaps`"
+        )
+    codebook = str(reader.attrs["codebook"])
     pts, image_size = landmarks_for(landmark_path, result.sample_id)
     partition = au_partition(
         pts,
@@ -168,8 +171,8 @@ def evaluate_extended(
         result.y,
         codebook=codebook,
         size=au.shape[-1],
-        radius=float(reader.attrs.get("radius", 0.25)),
-        smoothing=float(reader.attrs.get("smoothing", 0.5)),
+        radius=float(reader.attrs["radius"]),
+        smoothing=float(reader.attrs["smoothing"]),
     )
     m = result.metrics
     extra_metrics(
