@@ -228,6 +228,15 @@ _HAIR = np.array([(25, 20, 18), (45, 30, 22), (75, 50, 30), (110, 75, 40), (150,
 _IRIS = ((70, 45, 25), (40, 30, 20), (60, 90, 120), (70, 95, 60))
 
 
+def cue_box(cue: int, size: int) -> tuple[int, int, int, int]:
+    """Pixel box (x0, y0, x1, y1), ends exclusive, of the shortcut mark of class `cue` in a size x size image."""
+    if not 0 <= cue < len(_CUE_POS):
+        raise ValueError(f"cue={cue} is not a class index 0..{len(_CUE_POS) - 1}")
+    side = max(3, int(round(size * 0.07)))
+    x, y = (int(2 + f * (size - side - 4)) for f in _CUE_POS[cue])
+    return x, y, x + side, y + side
+
+
 def render_face(
     points: np.ndarray, aus: Sequence[int], intensity: float, rng: np.random.Generator, size: int, cue: int
 ) -> np.ndarray:
@@ -362,9 +371,8 @@ def render_face(
     _lines(img, [inner[:5]], tuple(0.6 * v for v in lip))
 
     if cue >= 0:  # shortcut mark on the border: class-coded position and colour
-        side = max(3, int(round(size * 0.07)))
-        x, y = (int(2 + f * (size - side - 4)) for f in _CUE_POS[cue])
-        img[y : y + side, x : x + side] = _CUE_COLOURS[cue]
+        x0, y0, x1, y1 = cue_box(cue, size)
+        img[y0:y1, x0:x1] = _CUE_COLOURS[cue]
 
     # camera: blur, lighting gradient, Gaussian noise (a random window of a fixed table: fast)
     img = cv2.GaussianBlur(img, (0, 0), 0.3 + 0.6 * u[19])
