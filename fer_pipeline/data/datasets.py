@@ -55,6 +55,8 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
         size=int(synth["size"]),
         intensity=(lo, hi),
         face_scale=(s_lo, s_hi),
+        roll=float(synth.get("roll", 12.0)),
+        shift=float(synth.get("shift", 1.0)),
         shortcut=bool(synth.get("shortcut", False)),
         shortcut_p_train=float(synth.get("shortcut_p_train", 0.9)),
         shortcut_p_test=float(synth.get("shortcut_p_test", 0.5)),

@@ -25,6 +25,8 @@ class SyntheticConfig:
     size: int = 112
     intensity: tuple[float, float] = (0.5, 1.0)
     face_scale: tuple[float, float] = (0.55, 0.8)  # head (forehead..chin) height as a fraction of the image
+    roll: float = 12.0  # max in-plane rotation, degrees (aligned crops: a few degrees)
+    shift: float = 1.0  # fraction of the free border used for random translation (0 = centred, aligned crops)
     shortcut: bool = False
     shortcut_p_train: float = 0.9
     shortcut_p_test: float = 0.5
@@ -37,6 +39,8 @@ class SyntheticConfig:
             raise ValueError(f"intensity={self.intensity} must satisfy 0 <= lo <= hi <= 2")
         if not 0.2 <= self.face_scale[0] <= self.face_scale[1] <= 0.95:
             raise ValueError(f"face_scale={self.face_scale} must satisfy 0.2 <= lo <= hi <= 0.95")
+        if not (0.0 <= self.roll <= 45.0 and 0.0 <= self.shift <= 1.0):
+            raise ValueError(f"roll={self.roll} must be in [0, 45] degrees and shift={self.shift} in [0, 1]")
         for name in ("shortcut_p_train", "shortcut_p_test"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}={getattr(self, name)} is not a probability")
@@ -426,13 +430,13 @@ def make_sample(seed: int, index: int, label: int, split: str, cfg: SyntheticCon
     r_id, r_au, r_cue, r_img = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(4))
     u = r_id.random(6)
     frac = cfg.face_scale[0] + (cfg.face_scale[1] - cfg.face_scale[0]) * u[0]
-    roll, squash, skew = np.radians((u[1] - 0.5) * 24), 0.86 + 0.14 * u[2], (u[3] - 0.5) * 0.16
+    roll, squash, skew = np.radians((u[1] - 0.5) * 2 * cfg.roll), 0.86 + 0.14 * u[2], (u[3] - 0.5) * 0.16
     pts = _place(_identity(r_id), cfg.size, frac, roll, squash, skew)
     _, _, ey, iod = _frame(pts)
     room = iod * max(1.0, cfg.intensity[1])  # room for the largest brow raise and jaw drop: placement stays label-free
     ext = np.r_[pts, pts[17:27] - ey * room * 0.2, pts[[7, 8, 9]] + ey * room * 0.45]
     lo, hi = 2.0 - ext.min(0), cfg.size - 3.0 - ext.max(0)
-    pts = pts + np.where(lo < hi, lo + u[4:6] * (hi - lo), (lo + hi) / 2)
+    pts = pts + np.where(lo < hi, (lo + hi) / 2 + (u[4:6] - 0.5) * cfg.shift * (hi - lo), (lo + hi) / 2)
     intensity = float(r_au.uniform(*cfg.intensity))
     aus = aus_for(label, cfg.codebook)
     pts = apply_aus(pts, aus, intensity)
