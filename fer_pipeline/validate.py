@@ -118,13 +118,21 @@ def check_synthetic(params: Mapping[str, Any]) -> None:
 
 def check_landmarks(params: Mapping[str, Any]) -> None:
     """`landmarks.*`: a registered backend, noise >= 0, a worker count."""
-    from fer_pipeline.landmarks.extract import BACKENDS
+    from fer_pipeline.landmarks.dlib68 import DETECTORS, FALLBACKS
+    from fer_pipeline.landmarks.extract import BACKENDS, _as_list
+    from fer_pipeline.landmarks.parallel import JOBLIB_BACKENDS
 
-    choice(params, "landmarks.backend", BACKENDS)
+    backend = choice(params, "landmarks.backend", tuple(BACKENDS))
     number(params, "landmarks.noise", lo=0.0)
     number(params, "landmarks.seed", int)
     n_jobs(params, "landmarks.n_jobs")
     number(params, "landmarks.chunk_size", int, lo=1)
+    if backend == "dlib68":
+        choice(params, "landmarks.detector", DETECTORS)
+        choice(params, "landmarks.backend_joblib", JOBLIB_BACKENDS)
+        bad = [f for f in _as_list(get(params, "landmarks.fallback")) if f not in FALLBACKS]
+        if bad:
+            raise ParamsError(f"landmarks.fallback has {bad}; valid steps: {', '.join(FALLBACKS)} (a list, tried in order)")
 
 
 def check_aumaps(params: Mapping[str, Any]) -> None:
@@ -137,32 +145,34 @@ def check_aumaps(params: Mapping[str, Any]) -> None:
     number(params, "aumaps.chunk_size", int, lo=1)
 
 
-def check_train(params: Mapping[str, Any], method: str | None = None) -> Any:
-    """`train.*` cast into a TrainConfig (λ >= 0, layers 1..5, known losses/devices, ...), a registered method and a
-    timm backbone; returns the TrainConfig."""
+def check_train(params: Mapping[str, Any], method: str | None = None) -> tuple[Any, dict[str, Any]]:
+    """`train.*` with `methods.<method>`'s overrides, cast into a TrainConfig (λ >= 0, layers 1..5, known losses and
+    devices, ...), a registered method and a timm backbone; returns (TrainConfig, the method's own options)."""
     import timm
 
     from fer_pipeline.models import list_methods
-    from fer_pipeline.train.config import TrainConfig
+    from fer_pipeline.train.config import TrainConfig, method_params
 
-    section = dict(get(params, "train"))
-    if method is not None:
-        section["method"] = method
+    name = str(method if method is not None else get(params, "train").get("method", "cam")).lower()
     methods = list_methods()
-    if str(section.get("method", "cam")).lower() not in methods:
-        raise ParamsError(f"train.method={section.get('method')!r} unknown; valid: {', '.join(methods)}")
+    if name not in methods:
+        raise ParamsError(f"train.method={name!r} unknown; valid: {', '.join(methods)}")
     try:
-        cfg = TrainConfig.from_params(section)
+        train, options = method_params(get(params, "train"), params.get("methods"), name)
+        cfg = TrainConfig.from_params({**train, "method": name})
     except ValueError as e:  # TrainConfig's own one-line messages (they list the valid choices)
         raise ParamsError(str(e)) from None
     if not timm.is_model(cfg.backbone.split(".")[0]):
         raise ParamsError(f"train.backbone={cfg.backbone!r} is not a timm model; valid: a timm.list_models() name, e.g. resnet18")
-    return cfg
+    return cfg, options
 
 
 def check_evaluate(params: Mapping[str, Any]) -> None:
     """`evaluate.*` and the device it borrows from `train`."""
     number(params, "evaluate.batch_size", int, lo=1)
+    for key, low in (("faithfulness_n", 0), ("deletion_steps", 1), ("figure_samples", 0)):
+        if key in get(params, "evaluate"):  # optional: the stage has defaults
+            number(params, f"evaluate.{key}", int, lo=low)
     from fer_pipeline.train.config import DEVICES
 
     if "device" in get(params, "train"):
@@ -180,7 +190,7 @@ def check_report(params: Mapping[str, Any]) -> None:
 
 
 def check_stage(stage: str, params: Mapping[str, Any], **kwargs: Any) -> Any:
-    """Validate what `stage` reads; returns the TrainConfig for "train", else None."""
+    """Validate what `stage` reads; returns (TrainConfig, method options) for "train", else None."""
     if stage not in STAGES:
         raise ParamsError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
     check_data(params, reads_images=stage in ("prepare", "landmarks", "train", "evaluate"))

@@ -1,4 +1,4 @@
-"""Stage `evaluate@<method>-<noaus|aus>`: CL, CAM-COS, ATT-COS on the test split."""
+"""Stage `evaluate@<method>-<noaus|aus>`: CL, CAM-COS, ATT-COS, extra map metrics, deletion, figures on the test split."""
 
 import sys
 
@@ -6,7 +6,7 @@ from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
 from fer_pipeline.data.manifest import read_manifest
-from fer_pipeline.evaluate.run import evaluate_model, write_outputs
+from fer_pipeline.evaluate.extended import evaluate_extended, write_extended
 from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_images
 from fer_pipeline.report.tables import run_name
 from fer_pipeline.validate import check_stage, run_stage
@@ -15,23 +15,32 @@ from fer_pipeline.validate import check_stage, run_stage
 def main(method: str, aus: str) -> None:
     params = load_params()
     check_stage("evaluate", params)
-    dataset = params["data"]["dataset"]
+    dataset, p = params["data"]["dataset"], params["evaluate"]
     run = run_name(method, aus)
     manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), paths.landmark_store(dataset))
     print(describe_skipped(skipped, f"evaluate {run}", splits=("test",)))
-    result = evaluate_model(
+    ext = evaluate_extended(
         paths.model_path(run),
         manifest=manifest,
         image_root=image_root(params["data"]),
         aumap_path=paths.aumap_store(dataset),
-        batch_size=int(params["evaluate"]["batch_size"]),
+        landmark_path=paths.landmark_store(dataset),
+        batch_size=int(p["batch_size"]),
         device=str(params["train"].get("device", "auto")),
+        faithfulness_n=int(p.get("faithfulness_n", 128)),
+        deletion_steps=int(p.get("deletion_steps", 8)),
+        figure_samples=int(p.get("figure_samples", 1)),
     )
-    result.metrics["n_skipped_unusable_images"] = int((skipped["split"] == "test").sum())
-    write_outputs(result, paths.metrics_path(run), paths.plots_dir(run))
-    m = result.metrics
+    ext.result.metrics["n_skipped_unusable_images"] = int((skipped["split"] == "test").sum())
+    write_extended(
+        ext, run, metrics_path=paths.metrics_path(run), plots_dir=paths.plots_dir(run), figures_dir=paths.figures_dir(run)
+    )
+    m = ext.result.metrics
     scores = f"CL {m['cl']:.2f}  CAM-COS {m['cam_cos']:.3f}  ATT-COS {m['att_cos']:.3f}"
-    print(f"evaluate {run}: {scores} -> {paths.metrics_path(run)}")
+    extra = (
+        f"pointing {m['cam_pointing']:.3f}  energy {m['cam_energy']:.3f}  deletion {m.get('deletion_score', float('nan')):.3f}"
+    )
+    print(f"evaluate {run}: {scores}  {extra} -> {paths.metrics_path(run)}, {paths.figures_dir(run)}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ def main() -> None:
     check_stage("landmarks", params)
     dataset = params["data"]["dataset"]
     manifest = read_manifest(paths.manifest_path(dataset))
-    table = extract_landmarks(manifest, image_root(params["data"]), params["landmarks"])
+    table = extract_landmarks(manifest, image_root(params["data"]), params["landmarks"], dataset=dataset)
     out = paths.landmark_store(dataset)
     write_landmark_store(out, table)
     log_bad_rows(table, manifest["path"].tolist(), str(paths.manifest_path(dataset)))

@@ -1,4 +1,4 @@
-"""Stage `report`: paper-style tables of every run beside the paper's numbers."""
+"""Stage `report`: paper-style tables of every run beside the paper's numbers, the beyond-paper metrics and figures."""
 
 import json
 
@@ -6,7 +6,9 @@ import pandas as pd
 
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params, write_text
-from fer_pipeline.report.tables import AUS, build_table, render_report, run_name, shortcut_table
+from fer_pipeline.evaluate.panel import read_panel
+from fer_pipeline.report.extra import render_extra, write_compare_figure
+from fer_pipeline.report.tables import AUS, build_table, method_notes, render_report, run_name, shortcut_table
 from fer_pipeline.validate import check_stage, run_stage
 
 
@@ -21,7 +23,14 @@ def main() -> None:
             metrics[run] = json.loads(paths.metrics_path(run).read_text(encoding="utf-8"))
     table = build_table(metrics, methods, pd.read_csv(paths.PAPER_TABLES))
     shortcut = shortcut_table(metrics, methods)
-    text = render_report(table, shortcut, params["data"]["dataset"])
+    figures = {}
+    for method in methods:
+        panels = {aus: read_panel(paths.plots_dir(run_name(method, aus)) / "samples.h5") for aus in AUS}
+        name = f"{method}-samples.png"
+        if write_compare_figure(panels, method, paths.REPORT_DIR / "figures" / name):
+            figures[method] = f"figures/{name}"
+    text = render_report(table, shortcut, params["data"]["dataset"], method_notes(methods))
+    text += render_extra(metrics, methods, figures)
     write_text(paths.REPORT_DIR / "tables.md", text)
     write_text(paths.REPORT_DIR / "tables.csv", table.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
     print(text)

@@ -17,7 +17,7 @@ def main(method: str, aus: str) -> None:
         raise SystemExit(f"train: second argument must be one of {AUS}, got {aus!r}")
     params = load_params()
     dataset = params["data"]["dataset"]
-    cfg = check_stage("train", params, method=method)
+    cfg, options = check_stage("train", params, method=method)  # methods.<method> overrides train.*
     run = run_name(method, aus)
     manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), paths.landmark_store(dataset))
     print(describe_skipped(skipped, f"train {run}", splits=("train", "val")))
@@ -30,6 +30,7 @@ def main(method: str, aus: str) -> None:
         model_out=paths.model_path(run),
         live_dir=paths.live_dir(run),
         checkpoint_dir=paths.checkpoint_dir(run),
+        model_kwargs=options,
     )
     print(f"train {run}: {summary} -> {paths.model_path(run)}")
 

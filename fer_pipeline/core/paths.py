@@ -20,6 +20,20 @@ def landmark_store(dataset: str) -> Path:
     return Path("data/landmarks") / f"{dataset}.h5"
 
 
+#: Landmark files to import (`fer landmarks import` writes `<dataset>.csv` here); a DVC dependency of the landmarks stage.
+IMPORT_DIR = Path("data/import")
+
+
+def landmark_import(dataset: str) -> Path:
+    """The import CSV `fer landmarks import` writes and `landmarks.backend: import` reads when `landmarks.file` is empty."""
+    return IMPORT_DIR / f"{dataset}.csv"
+
+
+def landmark_qa_figure(dataset: str) -> Path:
+    """The landmark QA figure (`fer landmarks qa`): random samples with their points, and the count per status."""
+    return Path("figures/landmarks") / f"{dataset}.png"
+
+
 def aumap_store(dataset: str) -> Path:
     """The per-image AU heatmap HDF5 store."""
     return Path("data/aumaps") / f"{dataset}.h5"

@@ -15,8 +15,12 @@ from fer_pipeline.core.io import atomic_dir, atomic_path
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split, write_manifest
 
-DATASETS = ("synthetic",)
+DATASETS = ("synthetic", "rafdb", "affectnet", "folder")
 GT_LANDMARKS = "landmarks_gt.csv"
+#: Landmarks shipped by the dataset (AffectNet), in the import CSV format, beside the manifest (`landmarks.backend: dataset`).
+DATASET_LANDMARKS = "landmarks_dataset.csv"
+#: Source rows an adapter left out of the manifest, and why (beside the manifest).
+EXCLUDED = "excluded.csv"
 
 
 def image_root(data: dict[str, Any]) -> Path:
@@ -46,9 +50,13 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
     if n < 3 * NUM_CLASSES:
         raise ValueError(f"synthetic.n={n} is too small: need at least {3 * NUM_CLASSES} (3 per class per split)")
     lo, hi = (float(v) for v in synth.get("intensity", (0.5, 1.0)))
+    s_lo, s_hi = (float(v) for v in synth.get("face_scale", (0.55, 0.8)))
     cfg = SyntheticConfig(
         size=int(synth["size"]),
         intensity=(lo, hi),
+        face_scale=(s_lo, s_hi),
+        roll=float(synth.get("roll", 12.0)),
+        shift=float(synth.get("shift", 1.0)),
         shortcut=bool(synth.get("shortcut", False)),
         shortcut_p_train=float(synth.get("shortcut_p_train", 0.9)),
         shortcut_p_test=float(synth.get("shortcut_p_test", 0.5)),
@@ -74,15 +82,35 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
     return pd.DataFrame({"sample_id": ids, "path": rel, "label": labels, "split": split, "cue": cues})
 
 
+def prepare_real(name: str, data: dict[str, Any], out_dir: Path) -> pd.DataFrame:
+    """Run a real-dataset adapter; write excluded.csv (and the shipped landmarks); fail when no row is left."""
+    from fer_pipeline.data.affectnet import prepare_affectnet
+    from fer_pipeline.data.folder import prepare_folder
+    from fer_pipeline.data.rafdb import prepare_rafdb
+
+    adapter = {"rafdb": prepare_rafdb, "affectnet": prepare_affectnet, "folder": prepare_folder}[name]
+    result = adapter(data)
+    result.excluded.log_summary(name)
+    with atomic_path(out_dir / EXCLUDED) as tmp:
+        result.excluded.frame().to_csv(tmp, index=False, lineterminator="\n")
+    if result.landmarks is not None:
+        write_landmark_csv(out_dir / DATASET_LANDMARKS, *result.landmarks)
+    if result.manifest.empty:
+        raise ValueError(  # out_dir is prepare's temp folder, discarded on error: the logged summary is what remains
+            f"data.dataset={name}: no usable row under {data['root']}; the excluded-rows summary above says why"
+        )
+    return result.manifest
+
+
 def prepare(params: dict[str, Any]) -> pd.DataFrame:
     """Run the adapter named by `data.dataset` and write `data/prepared/<dataset>/manifest.csv`."""
     data = params["data"]
     name = str(data["dataset"])
     if name not in DATASETS:
         raise ValueError(f"data.dataset={name!r} is not supported; valid: {', '.join(DATASETS)}")
-    # Everything (images, ground truth, manifest) is written into a temp folder that replaces the real one at the end:
-    # a killed prepare never leaves a half-filled dataset folder under the real name.
-    with atomic_dir(paths.prepared_dir(name)) as tmp:
-        df = prepare_synthetic(data, params["synthetic"], tmp)
-        write_manifest(tmp / paths.manifest_path(name).name, df)
+    # Everything (images, ground truth, manifest, exclusions) is written into a temp folder that replaces the real one at
+    # the end: a killed prepare never leaves a half-filled dataset folder under the real name.
+    with atomic_dir(paths.prepared_dir(name)) as out_dir:
+        df = prepare_synthetic(data, params["synthetic"], out_dir) if name == "synthetic" else prepare_real(name, data, out_dir)
+        write_manifest(out_dir / paths.manifest_path(name).name, df)
     return df

@@ -24,6 +24,9 @@ class SyntheticConfig:
 
     size: int = 112
     intensity: tuple[float, float] = (0.5, 1.0)
+    face_scale: tuple[float, float] = (0.55, 0.8)  # head (forehead..chin) height as a fraction of the image
+    roll: float = 12.0  # max in-plane rotation, degrees (aligned crops: a few degrees)
+    shift: float = 1.0  # fraction of the free border used for random translation (0 = centred, aligned crops)
     shortcut: bool = False
     shortcut_p_train: float = 0.9
     shortcut_p_test: float = 0.5
@@ -34,6 +37,10 @@ class SyntheticConfig:
             raise ValueError(f"size={self.size} is too small (>= 32)")
         if not 0.0 <= self.intensity[0] <= self.intensity[1] <= 2.0:
             raise ValueError(f"intensity={self.intensity} must satisfy 0 <= lo <= hi <= 2")
+        if not 0.2 <= self.face_scale[0] <= self.face_scale[1] <= 0.95:
+            raise ValueError(f"face_scale={self.face_scale} must satisfy 0.2 <= lo <= hi <= 0.95")
+        if not (0.0 <= self.roll <= 45.0 and 0.0 <= self.shift <= 1.0):
+            raise ValueError(f"roll={self.roll} must be in [0, 45] degrees and shift={self.shift} in [0, 1]")
         for name in ("shortcut_p_train", "shortcut_p_test"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}={getattr(self, name)} is not a probability")
@@ -225,6 +232,15 @@ _HAIR = np.array([(25, 20, 18), (45, 30, 22), (75, 50, 30), (110, 75, 40), (150,
 _IRIS = ((70, 45, 25), (40, 30, 20), (60, 90, 120), (70, 95, 60))
 
 
+def cue_box(cue: int, size: int) -> tuple[int, int, int, int]:
+    """Pixel box (x0, y0, x1, y1), ends exclusive, of the shortcut mark of class `cue` in a size x size image."""
+    if not 0 <= cue < len(_CUE_POS):
+        raise ValueError(f"cue={cue} is not a class index 0..{len(_CUE_POS) - 1}")
+    side = max(3, int(round(size * 0.07)))
+    x, y = (int(2 + f * (size - side - 4)) for f in _CUE_POS[cue])
+    return x, y, x + side, y + side
+
+
 def render_face(
     points: np.ndarray, aus: Sequence[int], intensity: float, rng: np.random.Generator, size: int, cue: int
 ) -> np.ndarray:
@@ -359,9 +375,8 @@ def render_face(
     _lines(img, [inner[:5]], tuple(0.6 * v for v in lip))
 
     if cue >= 0:  # shortcut mark on the border: class-coded position and colour
-        side = max(3, int(round(size * 0.07)))
-        x, y = (int(2 + f * (size - side - 4)) for f in _CUE_POS[cue])
-        img[y : y + side, x : x + side] = _CUE_COLOURS[cue]
+        x0, y0, x1, y1 = cue_box(cue, size)
+        img[y0:y1, x0:x1] = _CUE_COLOURS[cue]
 
     # camera: blur, lighting gradient, Gaussian noise (a random window of a fixed table: fast)
     img = cv2.GaussianBlur(img, (0, 0), 0.3 + 0.6 * u[19])
@@ -414,13 +429,14 @@ def make_sample(seed: int, index: int, label: int, split: str, cfg: SyntheticCon
     # Identity and appearance streams never see the label, so every class of one (seed, index) is the same person.
     r_id, r_au, r_cue, r_img = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(4))
     u = r_id.random(6)
-    frac, roll, squash, skew = 0.55 + 0.25 * u[0], np.radians((u[1] - 0.5) * 24), 0.86 + 0.14 * u[2], (u[3] - 0.5) * 0.16
+    frac = cfg.face_scale[0] + (cfg.face_scale[1] - cfg.face_scale[0]) * u[0]
+    roll, squash, skew = np.radians((u[1] - 0.5) * 2 * cfg.roll), 0.86 + 0.14 * u[2], (u[3] - 0.5) * 0.16
     pts = _place(_identity(r_id), cfg.size, frac, roll, squash, skew)
     _, _, ey, iod = _frame(pts)
     room = iod * max(1.0, cfg.intensity[1])  # room for the largest brow raise and jaw drop: placement stays label-free
     ext = np.r_[pts, pts[17:27] - ey * room * 0.2, pts[[7, 8, 9]] + ey * room * 0.45]
     lo, hi = 2.0 - ext.min(0), cfg.size - 3.0 - ext.max(0)
-    pts = pts + np.where(lo < hi, lo + u[4:6] * (hi - lo), (lo + hi) / 2)
+    pts = pts + np.where(lo < hi, (lo + hi) / 2 + (u[4:6] - 0.5) * cfg.shift * (hi - lo), (lo + hi) / 2)
     intensity = float(r_au.uniform(*cfg.intensity))
     aus = aus_for(label, cfg.codebook)
     pts = apply_aus(pts, aus, intensity)

@@ -19,7 +19,7 @@ from fer_pipeline.core.io import write_json, write_text
 from fer_pipeline.core.labels import LABELS, NUM_CLASSES
 from fer_pipeline.evaluate.metrics import accuracy, au_macro, confusion_matrix, macro_f1, per_class_mean
 from fer_pipeline.models import FERModel, load_model
-from fer_pipeline.models.maps import attention, cosine, minmax, resize, select_class
+from fer_pipeline.models.maps import attention, cosine, resize
 from fer_pipeline.train.dataset import FERDataset
 
 #: The paper's Table 2 reports ATT-COS of the last stage.
@@ -36,6 +36,8 @@ class Inference:
     rows: np.ndarray
     cam_cos: np.ndarray
     att_cos: dict[int, np.ndarray]
+    cam_maps: np.ndarray | None = None  # (N, S, S) ground-truth-class CAM at the AU map size (keep_maps only)
+    att_maps: np.ndarray | None = None  # (N, S, S) attention of ATT_LAYER (else the first layer) at the AU map size
 
 
 @dataclass
@@ -50,6 +52,10 @@ class EvalResult:
     cam_cos: np.ndarray
     att_cos: np.ndarray
     att_cos_layers: dict[int, np.ndarray] = field(default_factory=dict)
+    has_map: np.ndarray | None = None
+    rows: np.ndarray | None = None  # AU map store rows
+    cam_maps: np.ndarray | None = None
+    att_maps: np.ndarray | None = None
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -79,10 +85,17 @@ def infer(
     layers: Sequence[int] = (ATT_LAYER,),
     amp_dtype: torch.dtype | None = None,
     progress: bool = False,
+    keep_maps: bool = False,
 ) -> Inference:
-    """Predictions, ground-truth-class CAM-COS and per-layer ATT-COS for every sample of `loader` (model in eval mode)."""
+    """Predictions, ground-truth-class CAM-COS and per-layer ATT-COS for every sample of `loader` (model in eval mode).
+
+    `keep_maps` also returns the CAM and attention maps resized to the AU maps' size (for figures and extra metrics).
+    """
     model.eval()
     ys, preds, has, rows, cams = [], [], [], [], []
+    cam_maps: list[torch.Tensor] = []
+    att_maps: list[torch.Tensor] = []
+    att_layer = ATT_LAYER if ATT_LAYER in layers or not layers else layers[0]
     atts: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     for x, au, has_map, y, row in tqdm(loader, desc="eval", leave=False, disable=not progress):
@@ -90,7 +103,11 @@ def infer(
         au, has_map, y = au.to(device, non_blocking=True), has_map.to(device), y.to(device)
         with autocast:
             out = model(x, layers=tuple(layers))
-        cams.append(_masked_cos(minmax(select_class(out.cams, y)), au, has_map).cpu())
+        cam = model.class_cam(x, y, out)  # (B,h,w) in [0,1]; gradient methods run their own pass
+        cams.append(_masked_cos(cam, au, has_map).cpu())
+        if keep_maps:
+            cam_maps.append(resize(cam, tuple(au.shape[-2:])).cpu())
+            att_maps.append(resize(attention(out.features[att_layer]), tuple(au.shape[-2:])).cpu())
         for layer in layers:
             atts[layer].append(_masked_cos(attention(out.features[layer]), au, has_map).cpu())
         preds.append(out.logits.argmax(dim=1).cpu())
@@ -108,6 +125,8 @@ def infer(
         rows=cat(rows, np.int64),
         cam_cos=cat(cams, np.float64),
         att_cos={layer: cat(parts, np.float64) for layer, parts in atts.items()},
+        cam_maps=torch.cat(cam_maps).numpy() if cam_maps else None,
+        att_maps=torch.cat(att_maps).numpy() if att_maps else None,
     )
 
 
@@ -161,6 +180,7 @@ def evaluate_model(
     batch_size: int = 64,
     device: str = "auto",
     num_workers: int = 0,
+    keep_maps: bool = False,
 ) -> EvalResult:
     """Load `model_path` through the registry and evaluate it on `manifest[split == split]` (all five layers in one pass)."""
     dev = resolve_device(device)
@@ -172,7 +192,7 @@ def evaluate_model(
     ds = FERDataset(rows, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std)
     pin = dev.type == "cuda"
     loader = DataLoader(ds, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers), pin_memory=pin)
-    inf = infer(model, loader, device=dev, layers=model.layer_names, progress=True)
+    inf = infer(model, loader, device=dev, layers=model.layer_names, progress=True, keep_maps=keep_maps)
     cue = rows["cue"].to_numpy() if "cue" in rows.columns else None
     metrics, confusion = summarize(inf, cue)
     metrics = {"split": split, **metrics}
@@ -185,6 +205,10 @@ def evaluate_model(
         cam_cos=inf.cam_cos,
         att_cos=inf.att_cos.get(ATT_LAYER, np.full(inf.y.shape, math.nan)),
         att_cos_layers=inf.att_cos,
+        has_map=inf.has_map,
+        rows=inf.rows,
+        cam_maps=inf.cam_maps,
+        att_maps=inf.att_maps,
     )
 
 

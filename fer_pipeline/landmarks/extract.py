@@ -1,25 +1,56 @@
-"""The landmarks stage: run the configured backend over the manifest and build the store table."""
+"""The landmarks stage: one small class per backend behind one protocol, chosen by `landmarks.backend`."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from fer_pipeline import __version__
-from fer_pipeline.data.probe import probe_images
-from fer_pipeline.landmarks.importer import align_with_reasons, read_points_csv
+from fer_pipeline.core import paths
+from fer_pipeline.data.probe import ImageCheck, probe_images
+from fer_pipeline.landmarks import dlib68
+from fer_pipeline.landmarks.importer import align_with_reasons, read_points_csv, read_points_file
+from fer_pipeline.landmarks.parallel import run_images
 from fer_pipeline.landmarks.store import LandmarkTable, Status
 
-BACKENDS = ("synthetic",)
+log = logging.getLogger(__name__)
+#: Manifest columns with a face box (x, y, width, height), written by the AffectNet adapter.
+BOX_COLUMNS = ("box_x", "box_y", "box_w", "box_h")
 
 
-def image_sizes(paths: list[str], root: Path) -> np.ndarray:
-    """(N,2) H, W of each image; (0, 0) where it cannot be used (see `fer_pipeline.data.probe` for the reasons)."""
-    check = probe_images(paths, root)
-    return np.where(check.ok[:, None], check.sizes, 0).astype(np.int32)
+def with_points(
+    manifest: pd.DataFrame, check: ImageCheck, ids: list[str], points: np.ndarray, source: str, ok_status: Status
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Points, statuses and reasons in manifest order from (ids, points) computed elsewhere: rows whose image failed
+    the check are UNREADABLE with the check's reason; the others are validated against their decoded size."""
+    rows = manifest["sample_id"].tolist()
+    good = np.flatnonzero(check.ok)
+    out = np.full((len(rows), 68, 2), np.nan, dtype=np.float32)
+    status = np.full(len(rows), int(Status.UNREADABLE), dtype=np.uint8)
+    reason = list(check.reasons)
+    sub = [rows[i] for i in good]
+    out[good], status[good], why = align_with_reasons(sub, ids, points, check.sizes[good], source, ok_status)
+    for i, r in zip(good, why, strict=True):
+        reason[i] = r
+    return out, status, reason
+
+
+def explain_unreadable(table: LandmarkTable, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+    """Give UNREADABLE rows that a backend left without a reason the image check's reason (only those are re-read)."""
+    todo = [i for i, (s, r) in enumerate(zip(table.status, table.reason or [], strict=True)) if s == Status.UNREADABLE and not r]
+    if todo:
+        check = probe_images([str(manifest["path"].iloc[i]) for i in todo], root)
+        reason = list(table.reason or [])
+        for i, r in zip(todo, check.reasons, strict=True):
+            reason[i] = r or "unreadable"
+        table.reason = reason
+    return table
 
 
 def jitter(points: np.ndarray, noise: float, seed: int) -> np.ndarray:
@@ -33,32 +64,147 @@ def jitter(points: np.ndarray, noise: float, seed: int) -> np.ndarray:
     return (points + rng.standard_normal(points.shape).astype(np.float32) * noise * iod).astype(np.float32)
 
 
-def extract_synthetic(manifest: pd.DataFrame, root: Path, params: dict[str, Any]) -> LandmarkTable:
-    """Synthetic backend: the generator's ground truth (`landmarks_gt.csv` beside the images), optionally jittered."""
-    from fer_pipeline.data.datasets import GT_LANDMARKS
+class Backend(Protocol):
+    """A landmark backend: 68 points, a status and the image size for every manifest row, in manifest order."""
 
-    ids = manifest["sample_id"].tolist()
-    # Every image is decoded once (the reader training uses): unusable ones become status UNREADABLE with a reason.
-    jobs, chunk = int(params.get("n_jobs", 1)), int(params.get("chunk_size", 1024))
-    check = probe_images(manifest["path"].tolist(), root, n_jobs=jobs, chunk_size=chunk)
-    good = np.flatnonzero(check.ok)
-    gt_ids, gt = read_points_csv(root / GT_LANDMARKS)
-    noise = float(params.get("noise", 0.0))
-    gt = jitter(gt, noise, int(params.get("seed", 0)))
-    points = np.full((len(ids), 68, 2), np.nan, dtype=np.float32)
-    status = np.full(len(ids), int(Status.UNREADABLE), dtype=np.uint8)
-    reason = list(check.reasons)
-    sub_ids, source = [ids[i] for i in good], str(root / GT_LANDMARKS)
-    points[good], status[good], why = align_with_reasons(sub_ids, gt_ids, gt, check.sizes[good], source, Status.OK)
-    for i, r in zip(good, why, strict=True):
-        reason[i] = r
-    attrs = {"backend": "synthetic", "noise": noise, "fer_pipeline_version": __version__}
-    return LandmarkTable(ids, points, check.sizes, status, attrs, reason)
+    def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+        """The store table for `manifest` (image paths relative to `root`)."""
+        ...
 
 
-def extract_landmarks(manifest: pd.DataFrame, root: Path, params: dict[str, Any]) -> LandmarkTable:
-    """Dispatch on `landmarks.backend`; unknown names list the valid ones."""
-    backend = str(params["backend"])
-    if backend == "synthetic":
-        return extract_synthetic(manifest, root, params)
-    raise ValueError(f"landmarks.backend={backend!r} is not supported; valid: {', '.join(BACKENDS)}")
+def imported_table(manifest: pd.DataFrame, root: Path, file: Path, attrs: dict[str, Any]) -> LandmarkTable:
+    """Landmarks read from `file`, validated against each image's size, status 4 (imported) or 5 (invalid, reason logged)."""
+    check = probe_images(manifest["path"].tolist(), root)  # decoded once, as training will: bad images become status 2
+    file_ids, points = read_points_file(file)
+    points, status, reason = with_points(manifest, check, file_ids, points, str(file), Status.IMPORTED)
+    attrs = {**attrs, "fer_pipeline_version": __version__}
+    return LandmarkTable(manifest["sample_id"].tolist(), points, check.sizes, status, attrs, reason)
+
+
+def sha256_of(path: Path) -> str:
+    """sha256 of an input file (recorded in the store attributes)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class SyntheticBackend:
+    """The generator's ground truth (`landmarks_gt.csv` beside the images), optionally jittered."""
+
+    def __init__(self, noise: float = 0.0, seed: int = 0, n_jobs: int = 1, chunk_size: int = 1024) -> None:
+        self.noise, self.seed, self.n_jobs, self.chunk_size = float(noise), int(seed), int(n_jobs), int(chunk_size)
+
+    def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+        from fer_pipeline.data.datasets import GT_LANDMARKS
+
+        # Every image is decoded once (the reader training uses): unusable ones become UNREADABLE with a reason.
+        check = probe_images(manifest["path"].tolist(), root, n_jobs=self.n_jobs, chunk_size=self.chunk_size)
+        gt_ids, gt = read_points_csv(root / GT_LANDMARKS)
+        gt = jitter(gt, self.noise, self.seed)
+        points, status, reason = with_points(manifest, check, gt_ids, gt, str(root / GT_LANDMARKS), Status.OK)
+        attrs = {"backend": "synthetic", "noise": self.noise, "fer_pipeline_version": __version__}
+        return LandmarkTable(manifest["sample_id"].tolist(), points, check.sizes, status, attrs, reason)
+
+
+class ImportBackend:
+    """Landmarks computed elsewhere (SynergyNet, OpenFace, 3DDFA) from a CSV or NPZ file."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = Path(file)
+        if self.file.resolve().parent != paths.IMPORT_DIR.resolve():
+            log.warning("%s is outside %s/: DVC does not track it (edits will not rerun landmarks)", self.file, paths.IMPORT_DIR)
+
+    def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+        if not self.file.is_file():
+            raise FileNotFoundError(f"landmark file {self.file} not found: run `fer landmarks import FILE` or set landmarks.file")
+        attrs = {"backend": "import", "source_file": self.file.name, "source_sha256": sha256_of(self.file)}
+        return imported_table(manifest, root, self.file, attrs)
+
+
+class DatasetBackend:
+    """Landmarks shipped by the dataset (AffectNet's `facial_landmarks`), which prepare wrote beside the manifest."""
+
+    def __init__(self, prepared: Path) -> None:
+        from fer_pipeline.data.datasets import DATASET_LANDMARKS
+
+        self.file = Path(prepared) / DATASET_LANDMARKS
+
+    def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+        if not self.file.exists():
+            raise FileNotFoundError(
+                f"{self.file} not found: this dataset ships no landmarks; use landmarks.backend dlib68 or import"
+            )
+        return imported_table(manifest, root, self.file, {"backend": "dataset", "source_sha256": sha256_of(self.file)})
+
+
+class Dlib68Backend:
+    """dlib's 68-point shape predictor behind HOG / Haar / the dataset box; joblib over fixed chunks."""
+
+    def __init__(
+        self,
+        cfg: dlib68.Dlib68Config,
+        n_jobs: int = 1,
+        chunk_size: int = 256,
+        joblib_backend: str = "loky",
+        progress: bool = True,
+    ) -> None:
+        self.cfg, self.n_jobs, self.chunk_size, self.joblib_backend = cfg, int(n_jobs), int(chunk_size), str(joblib_backend)
+        self.progress = bool(progress)
+
+    def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+        boxes = None
+        if all(c in manifest.columns for c in BOX_COLUMNS):
+            boxes = manifest[list(BOX_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+        points, sizes, status = run_images(
+            manifest["path"].tolist(),
+            boxes,
+            root,
+            self.cfg,
+            n_jobs=self.n_jobs,
+            chunk_size=self.chunk_size,
+            joblib_backend_name=self.joblib_backend,
+            progress=self.progress,
+        )
+        attrs = {**dlib68.attrs(self.cfg), "fer_pipeline_version": __version__}
+        return LandmarkTable(manifest["sample_id"].tolist(), points, sizes, status, attrs)
+
+
+def _as_list(value: Any) -> tuple[str, ...]:
+    """A params list that `dvc exp run -S` may have turned into a string (`"[haar, whole]"`, `"haar,whole"`)."""
+    if isinstance(value, str):
+        return tuple(v.strip(" '\"") for v in value.strip("[]").split(",") if v.strip(" '\""))
+    return tuple(str(v) for v in (value or ()))
+
+
+def import_file(params: dict[str, Any], dataset: str) -> Path:
+    """`landmarks.file`, or `data/import/<dataset>.csv` (what `fer landmarks import` writes) when empty."""
+    file = str(params.get("file") or "")
+    return Path(file) if file else paths.landmark_import(dataset)
+
+
+BACKENDS: dict[str, Callable[[dict[str, Any], str, Path], Backend]] = {
+    "synthetic": lambda p, dataset, prepared: SyntheticBackend(
+        p.get("noise", 0.0), p.get("seed", 0), n_jobs=p.get("n_jobs", 1), chunk_size=p.get("chunk_size", 1024)
+    ),
+    "dlib68": lambda p, dataset, prepared: Dlib68Backend(
+        dlib68.Dlib68Config(str(p.get("detector", "hog")), _as_list(p.get("fallback", ["haar"]))),
+        n_jobs=p.get("n_jobs", 1),
+        chunk_size=p.get("chunk_size", 256),
+        joblib_backend=p.get("backend_joblib", "loky"),
+    ),
+    "import": lambda p, dataset, prepared: ImportBackend(import_file(p, dataset)),
+    "dataset": lambda p, dataset, prepared: DatasetBackend(prepared),
+}
+
+
+def make_backend(params: dict[str, Any], dataset: str, prepared: Path) -> Backend:
+    """The backend named by `landmarks.backend`; unknown names list the valid ones."""
+    name = str(params["backend"])
+    if name not in BACKENDS:
+        raise ValueError(f"landmarks.backend={name!r} is not supported; valid: {', '.join(BACKENDS)}")
+    return BACKENDS[name](params, dataset, prepared)
+
+
+def extract_landmarks(manifest: pd.DataFrame, root: Path, params: dict[str, Any], *, dataset: str = "synthetic") -> LandmarkTable:
+    """Run `landmarks.backend` over the manifest of `dataset` (images under `root`); every unusable image is status 2
+    with a reason (missing, empty, unreadable, too_large, too_small, outside_root)."""
+    table = make_backend(params, dataset, paths.prepared_dir(dataset)).extract(manifest, Path(root))
+    return explain_unreadable(table, manifest, Path(root))

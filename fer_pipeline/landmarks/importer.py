@@ -13,20 +13,83 @@ from fer_pipeline.landmarks.store import N_POINTS, Status
 log = logging.getLogger(__name__)
 
 
+def _point_columns(columns: list[str]) -> tuple[list[str], list[str]] | None:
+    """x/y column names in point order: ours (`x0..x67`) or OpenFace's (`x_0..x_67`); None when neither is complete."""
+    for fmt in ("{}{}", "{}_{}"):
+        xs = [fmt.format("x", i) for i in range(N_POINTS)]
+        ys = [fmt.format("y", i) for i in range(N_POINTS)]
+        if set(xs + ys) <= set(columns):
+            return xs, ys
+    return None
+
+
 def read_points_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
-    """Read an import CSV into ids and (N,68,2) float32; a wrong header names the file and the expected columns."""
+    """Read an import CSV into ids and (N,68,2) float32; a wrong header names the file and the expected columns.
+
+    Columns `sample_id` and `x0..x67, y0..y67` or OpenFace's `x_0..x_67, y_0..y_67` (its padded names are stripped).
+    OpenFace rows with `success` 0 are skipped; where a sample has several rows (faces), the highest `confidence` wins.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"landmark file {path} not found")
-    df = pd.read_csv(path, dtype={"sample_id": str}, keep_default_na=True)
-    xs = [f"x{i}" for i in range(N_POINTS)]
-    ys = [f"y{i}" for i in range(N_POINTS)]
-    missing = [c for c in ["sample_id", *xs, *ys] if c not in df.columns]
-    if missing:
-        more = "..." if len(missing) > 5 else ""
-        raise ValueError(f"{path}: missing columns {missing[:5]}{more}; expected sample_id, x0..x67, y0..y67")
+    df = pd.read_csv(path, dtype={"sample_id": str}, keep_default_na=True, skipinitialspace=True)
+    df.columns = [str(c).strip() for c in df.columns]
+    cols = _point_columns(list(df.columns))
+    if "sample_id" not in df.columns or cols is None:
+        raise ValueError(
+            f"{path}: needs a sample_id column and 68 x/y columns (x0..x67, y0..y67 or OpenFace's x_0..x_67, y_0..y_67); "
+            f"found {list(df.columns)[:8]}{'...' if len(df.columns) > 8 else ''}"
+        )
+    if "success" in df.columns:
+        failed = pd.to_numeric(df["success"], errors="coerce").fillna(0).to_numpy() == 0
+        if failed.any():
+            log.warning(
+                "%s: %d rows with success=0 skipped (e.g. sample %s)", path, int(failed.sum()), df["sample_id"][failed].iloc[0]
+            )
+        df = df[~failed]
+    if "confidence" in df.columns and df["sample_id"].duplicated().any():
+        df = df.sort_values("confidence", ascending=False, kind="stable").drop_duplicates("sample_id", keep="first").sort_index()
+    dup = df["sample_id"].duplicated(keep="first")
+    if dup.any():
+        log.warning(
+            "%s: %d repeated sample ids (e.g. %s): the first row of each is used",
+            path,
+            int(dup.sum()),
+            df["sample_id"][dup].iloc[0],
+        )
+        df = df[~dup]
+    xs, ys = cols
     pts = np.stack([df[xs].to_numpy(np.float64), df[ys].to_numpy(np.float64)], axis=-1).astype(np.float32)
     return df["sample_id"].astype(str).tolist(), pts
+
+
+def read_points_npz(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Read an import NPZ: `sample_id` (N,) str and `landmarks` (N,68,2) x,y (a z column, from SynergyNet/3DDFA, is dropped)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"landmark file {path} not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            ids, pts = z["sample_id"], z["landmarks"]
+    except KeyError:
+        raise ValueError(f"{path}: needs arrays 'sample_id' (N,) and 'landmarks' (N,68,2)") from None
+    except ValueError as e:  # object arrays need pickles, which are refused
+        raise ValueError(f"{path}: {e}; save sample_id as a unicode array (np.array(ids, dtype=str))") from None
+    if pts.ndim != 3 or pts.shape[1] != N_POINTS or pts.shape[2] not in (2, 3) or len(ids) != len(pts):
+        raise ValueError(
+            f"{path}: landmarks must be (N,68,2) or (N,68,3) with N = len(sample_id); got {pts.shape} for {len(ids)} ids"
+        )
+    return [str(s) for s in ids], pts[:, :, :2].astype(np.float32)
+
+
+def read_points_file(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Read landmarks computed elsewhere from a CSV or an NPZ (by suffix)."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        return read_points_npz(path)
+    if path.suffix.lower() in (".csv", ".txt"):
+        return read_points_csv(path)
+    raise ValueError(f"{path}: landmark files must be .csv or .npz")
 
 
 def validate_points(points: np.ndarray, image_size: np.ndarray, margin: float = 0.1) -> tuple[np.ndarray, list[str]]:
@@ -70,7 +133,6 @@ def align_with_reasons(
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """`align_to_manifest` plus each row's reason ("" when valid): for the store's `reason` column and the stage summary."""
     index = {s: i for i, s in enumerate(ids)}
-    repeated = {s for s, n in pd.Series(ids, dtype=object).value_counts().items() if n > 1} if len(ids) else set()
     out = np.full((len(sample_ids), N_POINTS, 2), np.nan, dtype=np.float32)
     status = np.full(len(sample_ids), int(Status.INVALID_IMPORT), dtype=np.uint8)
     rows = np.array([index.get(s, -1) for s in sample_ids], dtype=np.int64)
@@ -80,8 +142,6 @@ def align_with_reasons(
     for i, sid in enumerate(sample_ids):
         if not have[i]:
             reasons[i] = "no landmarks row"
-        elif sid in repeated:
-            valid[i], reasons[i] = False, "duplicate sample_id in the landmark file"
         if reasons[i]:
             log.warning("%s: sample %s (manifest row %d): %s: status invalid_import", source, sid, i + 2, reasons[i])
     good = have & valid

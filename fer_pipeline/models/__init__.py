@@ -1,6 +1,19 @@
-"""Methods (one registry), the guided AU-alignment loss, and model files."""
+"""Methods (one registry, one file per method), the guided AU-alignment loss, and model files."""
 
-from fer_pipeline.models import cam as _cam  # noqa: F401  (registers "cam")
+# Importing a method's module registers it (paper Table 1 order).
+from fer_pipeline.models import (  # noqa: F401
+    acol,
+    adl,
+    apvit,
+    cam,
+    cutmix,
+    gradcam,
+    gradcampp,
+    layercam,
+    prm,
+    tscam,
+    wildcat,
+)
 from fer_pipeline.models.base import FERModel, ModelOutput
 from fer_pipeline.models.io import load_model, save_model
 from fer_pipeline.models.registry import create_model, list_methods, register_method

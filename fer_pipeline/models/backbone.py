@@ -81,16 +81,30 @@ def load_weights_file(body: nn.Module, path: str | Path) -> None:
     body.load_state_dict({k: sd[k] for k in own}, strict=True)
 
 
+def check_pretrained_name(name: str, pretrained: str) -> None:
+    """Refuse (before any download) a timm pretrained tag that belongs to another architecture than `name`."""
+    arch = get_arch_name(pretrained)
+    known = timm.list_pretrained(get_arch_name(name) + ".*")
+    if arch != get_arch_name(name) or (pretrained != arch and pretrained not in known):
+        raise ValueError(f"pretrained {pretrained!r} is not 'none', an existing weights file, or a timm pretrained "
+                         f"name of backbone {name!r} (e.g. {', '.join(known[:4]) or name})")
+
+
 class Backbone(nn.Module):
     """A timm `features_only` network returning one feature map per layer name (1..5, last = 5)."""
 
-    def __init__(self, name: str = "resnet18", pretrained: str = "none", output_stride: int = 32) -> None:
+    def __init__(
+        self, name: str = "resnet18", pretrained: str = "none", output_stride: int = 32, levels: int | None = None
+    ) -> None:
+        """`levels` keeps only the first feature levels (a truncated stem, as APViT's); their names stay counted back from 5."""
         super().__init__()
         if output_stride not in (8, 16, 32):
             raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
         kwargs: dict[str, Any] = {"features_only": True}
         if output_stride != 32:  # not every timm model accepts the argument; 32 is everyone's default
             kwargs["output_stride"] = output_stride
+        if levels is not None:
+            kwargs["out_indices"] = tuple(range(int(levels)))
         pretrained = str(pretrained or "none")
         if pretrained.lower() == "none":
             self.body = timm.create_model(name, pretrained=False, **kwargs)
@@ -98,14 +112,10 @@ class Backbone(nn.Module):
             self.body = timm.create_model(name, pretrained=False, **kwargs)
             load_weights_file(self.body, pretrained)
         else:
-            arch = get_arch_name(pretrained)
-            known = timm.list_pretrained(get_arch_name(name) + ".*")
-            if arch != get_arch_name(name) or (pretrained != arch and pretrained not in known):
-                raise ValueError(f"pretrained {pretrained!r} is not 'none', an existing weights file, or a timm pretrained "
-                                 f"name of backbone {name!r} (e.g. {', '.join(known[:4]) or name})")
+            check_pretrained_name(name, pretrained)
             self.body = timm.create_model(pretrained, pretrained=True, **kwargs)
         info = self.body.feature_info
-        n = len(info)
+        n = len(info.channels())  # the kept levels (len(info) counts every level the network has)
         if n > MAX_LAYERS:
             raise ValueError(f"backbone {name!r} exposes {n} feature levels; this pipeline names at most {MAX_LAYERS} (1..5)")
         #: Layer names counted back from 5 so that 5 is always the last stage (the paper's default layer).
@@ -113,6 +123,8 @@ class Backbone(nn.Module):
         self.channels: dict[int, int] = dict(zip(self.layer_names, info.channels(), strict=True))
         self.reductions: dict[int, int] = dict(zip(self.layer_names, info.reduction(), strict=True))
         self.module_names: dict[int, str] = dict(zip(self.layer_names, info.module_name(), strict=True))
+        #: Channels of the tensor a head reads (the last layer).
+        self.head_channels: int = self.channels[self.layer_names[-1]]
         cfg = getattr(self.body, "pretrained_cfg", None) or {}
         self.mean: tuple[float, ...] = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
         self.std: tuple[float, ...] = tuple(cfg.get("std", (0.229, 0.224, 0.225)))

@@ -44,6 +44,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FE
             pretrained="none",  # the weights come from the file: never download here
             num_classes=cfg["num_classes"],
             output_stride=cfg.get("output_stride", 32),
+            input_size=cfg.get("input_size"),
             **cfg.get("model_kwargs", {}),
         )
         model.load_state_dict(ckpt["state_dict"], strict=True)

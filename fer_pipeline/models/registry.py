@@ -39,13 +39,15 @@ def create_model(
     pretrained: str = "none",
     num_classes: int = NUM_CLASSES,
     output_stride: int = 32,
+    input_size: int | None = None,
     **kwargs: Any,
 ) -> FERModel:
-    """Build method `method` on a timm `backbone`; extra kwargs are the method's own options."""
+    """Build method `method` on a timm `backbone`; extra kwargs are the method's own options (`FERModel.options`)."""
     key = str(method).lower()
     if key not in _METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(list_methods())}")
     build = _METHODS[key]
-    model = build(backbone=backbone, pretrained=pretrained, num_classes=num_classes, output_stride=output_stride, **kwargs)
+    common = {"backbone": backbone, "pretrained": pretrained, "num_classes": num_classes, "output_stride": output_stride}
+    model = build(**common, input_size=input_size, **kwargs)
     model.init_config["method"] = key
     return model

@@ -11,6 +11,13 @@ import pandas as pd
 METRICS = (("cl", "CL (%)"), ("cam_cos", "CAM-COS"), ("att_cos", "ATT-COS"))
 SHORTCUT = (("cl_nocue", "no cue"), ("cl_cue_agree", "cue agrees"), ("cl_cue_conflict", "cue conflicts"))
 AUS = ("noaus", "aus")
+#: What a reader must know to compare a method's row with the paper's (shown under the table when the method ran).
+METHOD_NOTES = {
+    "gradcam": "GradCAM, GradCAM++, LayerCAM: CAM classifiers read out post hoc with the `grad-cam` package at layer 5.",
+    "tscam": "TS-CAM: ATT-COS is on its layer 5, the class-token attention map (DeiT has no layer-wise conv features).",
+    "apvit": "APViT has no class CAM (the paper reports no CAM-COS): our CAM-COS is on its class-agnostic attentive-pooling "
+    "map, which is also its layer 5 (ATT-COS).",
+}
 
 
 def run_name(method: str, aus: str) -> str:
@@ -58,6 +65,13 @@ def shortcut_table(metrics: Mapping[str, Mapping[str, Any]], methods: Sequence[s
                 row[f"n {label}"] = m.get(f"n_{key.removeprefix('cl_')}", "")
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def method_notes(methods: Sequence[str]) -> list[str]:
+    """The notes of METHOD_NOTES for the methods in the report (the gradient note once for all three)."""
+    keys = {"gradcampp": "gradcam", "layercam": "gradcam"}
+    wanted = dict.fromkeys(keys.get(m, m) for m in methods)
+    return [METHOD_NOTES[m] for m in wanted if m in METHOD_NOTES]
 
 
 def _fmt(v: Any) -> str:

@@ -146,3 +146,17 @@ class TrainConfig:
         out["lambda"] = out.pop("lam")
         out["layers"] = list(self.layers)
         return out
+
+
+def method_params(
+    train: Mapping[str, Any], methods: Mapping[str, Any] | None, method: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(train params, method options) for one method: keys of `methods.<method>` that name a `train` setting (backbone,
+    input_size, pretrained, lr, ...) override it for that method only; the others are the method's options."""
+    own = (methods or {}).get(method) or {}
+    if not isinstance(own, Mapping):
+        raise ValueError(f"methods.{method} must be a mapping of options, got {own!r}")
+    settings = {"lambda"} | {f.name for f in fields(TrainConfig)} - {"method", "lam"}
+    overrides = {k: v for k, v in own.items() if k in settings}
+    options = {k: v for k, v in own.items() if k not in settings}
+    return {**train, **overrides}, options

@@ -7,6 +7,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +84,7 @@ def _loader(ds: FERDataset, cfg: TrainConfig, *, train: bool, device: torch.devi
     )
 
 
-def _run_config(cfg: TrainConfig, lam: float) -> dict[str, Any]:
+def _run_config(cfg: TrainConfig, lam: float, model_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What model.pt and the checkpoint fingerprint record about this run."""
     keep = (
         "method",
@@ -102,7 +103,8 @@ def _run_config(cfg: TrainConfig, lam: float) -> dict[str, Any]:
         "seed",
     )
     out = {k: getattr(cfg, k) for k in keep}
-    return {**out, "num_classes": NUM_CLASSES, "layers": list(cfg.layers), "lambda": float(lam)}
+    extra = {"model_kwargs": dict(model_kwargs)} if model_kwargs else {}  # the method's options (they change the weights)
+    return {**out, "num_classes": NUM_CLASSES, "layers": list(cfg.layers), "lambda": float(lam), **extra}
 
 
 def train_epoch(
@@ -128,9 +130,13 @@ def train_epoch(
     for x, au, has_map, y, _ in bar:
         x = x.to(device, non_blocking=True, memory_format=fmt)
         au, has_map, y = au.to(device, non_blocking=True), has_map.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        x, au, has_map, y = model.mix_batch(x, au, has_map, y)  # the method's batch augmentation (CutMix), else unchanged
         with autocast:
             out = model(x, layers=cfg.layers)
+            extra = model.extra_loss(out, y)  # the method's own loss term (ACoL's branch B), else None
         total, ce, align = guided_loss(out, y, au, has_map, lam, cfg.layers, cfg.align_loss)
+        if extra is not None:
+            total = total + extra
         opt.zero_grad(set_to_none=True)
         scaler.scale(total).backward()
         scaler.step(opt)
@@ -155,11 +161,13 @@ def train_model(
     live_dir: Path,
     checkpoint_dir: Path | None = None,
     stop_after_epoch: int | None = None,
+    model_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train on split "train", select the best val-accuracy epoch, save it to `model_out`; returns a summary.
 
     `stop_after_epoch` ends the run early after that epoch (checkpoint written, no model saved): a simulated
-    interruption or a time-boxed job that a later `resume: true` run continues.
+    interruption or a time-boxed job that a later `resume: true` run continues. `model_kwargs` are the method's
+    options (params.yaml `methods.<method>`).
     """
     if lam < 0:
         raise ValueError(f"lambda must be >= 0, got {lam}")
@@ -171,7 +179,8 @@ def train_model(
     dtype = amp_dtype(device, cfg.amp)
 
     model: FERModel = create_model(
-        cfg.method, backbone=cfg.backbone, pretrained=cfg.pretrained, num_classes=NUM_CLASSES, output_stride=cfg.output_stride
+        cfg.method, backbone=cfg.backbone, pretrained=cfg.pretrained, num_classes=NUM_CLASSES, output_stride=cfg.output_stride,
+        input_size=cfg.input_size, **dict(model_kwargs or {}),
     )
     model.check_layers(cfg.layers)
     model.to(device)
@@ -201,7 +210,7 @@ def train_model(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total=cfg.epochs * steps, warmup=warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
-    run_config = _run_config(cfg, lam)
+    run_config = _run_config(cfg, lam, model.init_config["model_kwargs"])
     fp = fingerprint(run_config, train_rows["sample_id"].astype(str).tolist())
     ckpt_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
     start, best_acc, best_epoch, best_state = 0, -math.inf, 0, None

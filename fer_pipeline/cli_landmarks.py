@@ -1,0 +1,78 @@
+"""`fer landmarks import FILE` (check and stage landmarks computed elsewhere) and `fer landmarks qa` (the QA figure)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from fer_pipeline.core import paths
+from fer_pipeline.core.io import load_params
+
+
+def register(areas: Any) -> None:
+    """Add `landmarks import` and `landmarks qa` to the `fer` parser."""
+    parser = areas.add_parser("landmarks", help="landmark import and QA")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    imp = commands.add_parser(
+        "import",
+        help="validate landmarks computed elsewhere against the manifest and stage them for `landmarks.backend: import`",
+        description="Reads FILE (CSV: sample_id, x0..x67, y0..y67 or OpenFace's x_0..x_67, y_0..y_67; NPZ: sample_id, "
+        "landmarks (N,68,2|3)), checks every manifest row (68 finite points inside the image), prints the status counts "
+        "and writes FILE in the import CSV format to data/import/<dataset>.csv, where the landmarks stage reads it.",
+    )
+    imp.add_argument("file", type=Path, help="CSV or NPZ of 68-point landmarks")
+    imp.add_argument("--out", type=Path, default=None, help="where to write the import CSV (default data/import/<dataset>.csv)")
+    imp.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default params.yaml)")
+    imp.set_defaults(func=import_command)
+
+    qa = commands.add_parser("qa", help="draw random samples with their 68 points and the count per status")
+    qa.add_argument("--out", type=Path, default=None, help="PNG to write (default figures/landmarks/<dataset>.png)")
+    qa.add_argument("-n", type=int, default=16, help="samples drawn (default 16)")
+    qa.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    qa.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default params.yaml)")
+    qa.set_defaults(func=qa_command)
+
+
+def import_command(args: argparse.Namespace) -> int:
+    """Validate FILE against the current manifest, report, and write it as `data/import/<dataset>.csv`; 1 if no row is usable."""
+    from fer_pipeline.data.datasets import image_root, write_landmark_csv
+    from fer_pipeline.data.manifest import read_manifest
+    from fer_pipeline.landmarks.extract import imported_table
+    from fer_pipeline.landmarks.importer import read_points_file
+
+    params = load_params(args.params)
+    dataset = str(params["data"]["dataset"])
+    manifest = read_manifest(paths.manifest_path(dataset))
+    table = imported_table(manifest, image_root(params["data"]), args.file, {"backend": "import"})
+    counts = table.status_counts()
+    print(f"{args.file}: {len(manifest)} manifest rows: {counts['imported']} imported, {counts['invalid_import']} invalid")
+    if counts["imported"] == 0:
+        print("no usable row: check that sample_id matches the manifest's and that the points are in pixels of the image")
+        return 1
+    out = args.out or paths.landmark_import(dataset)
+    write_landmark_csv(out, *read_points_file(args.file))
+    file_line = "" if out == paths.landmark_import(dataset) else f"\n  landmarks.file: {out}"
+    print(f"wrote {out}. To use it, set in params.yaml:\n  landmarks.backend: import{file_line}\nthen run `dvc repro`.")
+    return 0
+
+
+def qa_command(args: argparse.Namespace) -> int:
+    """Draw the QA figure of the current dataset's landmark store."""
+    from fer_pipeline.data.datasets import image_root
+    from fer_pipeline.data.manifest import read_manifest
+    from fer_pipeline.landmarks.qa import draw_qa
+    from fer_pipeline.landmarks.store import read_landmark_store
+
+    params = load_params(args.params)
+    dataset = str(params["data"]["dataset"])
+    manifest = read_manifest(paths.manifest_path(dataset))
+    table = read_landmark_store(paths.landmark_store(dataset))
+    if table.sample_id != manifest["sample_id"].tolist():
+        print(f"{paths.landmark_store(dataset)} does not match {paths.manifest_path(dataset)}: run `dvc repro landmarks`")
+        return 1
+    out = args.out or paths.landmark_qa_figure(dataset)
+    counts = draw_qa(table, manifest["path"].tolist(), image_root(params["data"]), out, n=args.n, seed=args.seed)
+    print(f"wrote {out}; rows per status: {counts}")
+    return 0

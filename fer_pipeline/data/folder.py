@@ -1,0 +1,99 @@
+"""Folder adapter: `<root>/<split>/<class>/*` (FER2013-style) or `<root>/<class>/*` (CK+, JAFFE) → manifest."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fer_pipeline.core.labels import label_index
+from fer_pipeline.data.layout import IMAGE_EXTS, Exclusions, LayoutError, Prepared, drop_duplicates, require, sample_id_of
+from fer_pipeline.data.manifest import carve_val, stratified_split
+
+log = logging.getLogger(__name__)
+
+#: Split folder names (lower case) → manifest split.
+SPLIT_NAMES = {
+    "train": "train",
+    "training": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "test": "test",
+    "testing": "test",
+}
+EXPECTED = """  <data.root>/
+    train/<class>/*.jpg|png|bmp|tif|...   class folders: neutral, happy, sad, angry, surprised, fearful, disgusted
+    val/<class>/...                       (optional: carved from train, data.val_fraction, when absent)  (synonyms accepted)
+    test/<class>/...
+  or, without split folders (CK+, JAFFE):
+    <class>/*.png                         (test and val drawn per class with data.test_fraction / data.val_fraction)
+  Other class folders (contempt, ...) are skipped with a warning and listed in excluded.csv."""
+
+
+def subdirs(folder: Path) -> list[Path]:
+    """Visible sub-folders, sorted by name (deterministic on every file system)."""
+    return sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+
+
+def scan_classes(root: Path, folder: Path, excluded: Exclusions) -> list[tuple[str, str, int]]:
+    """(sample_id, path relative to root, label) of every image under `folder/<class>/` (recursively); others reported."""
+    rows = []
+    for cls in subdirs(folder):
+        files = sorted((p for p in cls.rglob("*") if p.is_file() and not p.name.startswith(".")), key=lambda p: p.as_posix())
+        try:
+            label = label_index(cls.name)
+        except ValueError:
+            for p in files:
+                excluded.add(
+                    cls.relative_to(root).as_posix(), 0, p.relative_to(root).as_posix(), f"unknown class folder {cls.name!r}"
+                )
+            continue
+        for p in files:
+            rel = p.relative_to(root).as_posix()
+            if p.suffix.lower() not in IMAGE_EXTS:
+                excluded.add(cls.relative_to(root).as_posix(), 0, rel, "not an image file")
+                continue
+            rows.append((sample_id_of(rel), rel, label))
+    return rows
+
+
+def prepare_folder(data: dict[str, Any]) -> Prepared:
+    """Images under class folders; split folders as given (val carved from train when absent), or a stratified split."""
+    root = Path(str(data["root"]))
+    require("folder", root, EXPECTED)
+    top = subdirs(root)
+    splits = [d for d in top if d.name.lower() in SPLIT_NAMES]
+    excluded = Exclusions()
+    val_fraction, seed = float(data["val_fraction"]), int(data["seed"])
+    if splits:
+        for d in top:
+            if d not in splits:
+                log.warning(
+                    "folder %s: %s is not a split folder (%s): skipped", root, d.name, ", ".join(sorted(set(SPLIT_NAMES)))
+                )
+                excluded.add(d.name, 0, d.name, "not a split folder")
+        frames = [
+            pd.DataFrame(scan_classes(root, d, excluded), columns=["sample_id", "path", "label"]).assign(
+                split=SPLIT_NAMES[d.name.lower()]
+            )
+            for d in splits
+        ]
+        df = pd.concat(frames, ignore_index=True)
+        if not (df["split"] == "test").any():
+            raise LayoutError("folder", root, "there is no test/ split folder (or it holds no images of a known class)", EXPECTED)
+        if not (df["split"] == "val").any():
+            df["split"] = carve_val(df["label"].to_numpy(np.int64), df["split"].to_numpy(), val_fraction=val_fraction, seed=seed)
+    else:
+        df = pd.DataFrame(scan_classes(root, root, excluded), columns=["sample_id", "path", "label"])
+        if df.empty:
+            raise LayoutError("folder", root, "no split folders and no images in known class folders", EXPECTED)
+        test_fraction = float(data["test_fraction"])
+        df["split"] = stratified_split(
+            df["label"].to_numpy(np.int64), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
+        )
+    df = drop_duplicates(df, excluded, str(root))
+    return Prepared(df, excluded)

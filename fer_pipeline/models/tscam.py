@@ -1,0 +1,48 @@
+"""TS-CAM (Gao et al., ICCV 2021): a DeiT whose patch tokens give semantic maps, coupled with the class-token attention.
+
+Backbone: a timm ViT (`train.backbone`, DeiT-S `deit_small_patch16_224` in params.yaml's `methods.tscam`), built at
+the training input size (`img_size`, position embeddings resampled for other sizes) with `patch_size` and optional
+`depth` (0 = the model's own; smaller values make CPU tests cheap).
+Head: a 3x3 conv from the final patch tokens to K semantic maps; logits = their spatial mean (trained with CE).
+CAM of class k (token-semantic coupling): attention map (layer 5) x semantic map k.
+Layers 1..4: patch-token grids (blocks depth/4, depth/2, 3·depth/4, final norm); layer 5: the semantic-agnostic
+attention (class-token attention to the patches, mean over heads, summed over blocks) — the alignment default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from fer_pipeline.models.base import FERModel, ModelOutput
+from fer_pipeline.models.registry import register_method
+from fer_pipeline.models.vit import ViTTokens
+
+#: Input side used when the model is built without one (DeiT's own).
+DEFAULT_IMG_SIZE = 224
+
+
+@register_method("tscam")
+class TSCAM(FERModel):
+    """Token semantic coupled attention maps on a timm ViT."""
+
+    options = {"patch_size": 16, "depth": 0}
+
+    def build_backbone(self, name: str, pretrained: str, output_stride: int) -> nn.Module:
+        """The ViT as layers 1..5 (output_stride does not apply to a ViT)."""
+        size = self.input_size or DEFAULT_IMG_SIZE
+        return ViTTokens(name, pretrained, img_size=size, patch_size=int(self.opts["patch_size"]), depth=int(self.opts["depth"]))
+
+    def build_head(self, in_channels: int, num_classes: int) -> nn.Module:
+        """Semantic maps from patch tokens (TS-CAM's conv head)."""
+        return nn.Conv2d(in_channels, num_classes, kernel_size=3, padding=1)
+
+    def forward(self, x: Tensor, layers: Sequence[int] = (5,)) -> ModelOutput:
+        """Logits = mean of the semantic maps; cams = attention x semantic maps."""
+        layers = self.check_layers(layers)
+        feats = dict(zip(self.layer_names, self.backbone(x), strict=True))
+        semantic = self.head(feats[4])
+        return ModelOutput(
+            logits=semantic.mean(dim=(2, 3)), features={v: feats[v] for v in layers}, cams=feats[5] * semantic
+        )

@@ -1,0 +1,214 @@
+"""Ablations from `dvc exp show --json`: the λ curve (paper Fig. 5) and the layer table (paper Table 3).
+
+Each experiment contributes one row: its `train.lambda`, `train.layers` and the metrics of `metrics/<method>-aus.json`
+(and of `-noaus`, the λ = 0 reference). The λ curve keeps the rows trained on the reference layer set; the layer
+table keeps the rows at the reference λ, with the without-AUs run as the paper's "none" row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from fer_pipeline.evaluate.figures import DPI
+from fer_pipeline.report.tables import run_name, to_markdown
+
+#: Metrics read from each run's metrics file (those absent in older runs come out NaN).
+KEYS = ("cl", "cam_cos", "att_cos", "cam_pointing", "cam_energy", "deletion_score")
+LABELS = {
+    "lambda": "λ",
+    "cl": "CL (%)",
+    "cam_cos": "CAM-COS",
+    "att_cos": "ATT-COS (L5)",
+    "cam_pointing": "CAM pointing",
+    "cam_energy": "CAM energy share",
+    "deletion_score": "deletion score",
+}
+
+
+def layers_label(value: Any) -> str:
+    """A layer set as the paper writes it: "5+4" (largest first); accepts [5, 4], "5,4", "[4, 5]" or 5."""
+    if isinstance(value, str):
+        parts = [p for p in value.strip().strip("[]()").replace(" ", ",").split(",") if p]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        parts = [value]
+    return "+".join(str(v) for v in sorted({int(float(p)) for p in parts}, reverse=True))
+
+
+def _states(entries: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(name, ExpState dict) for every baseline commit and every finished experiment in `dvc exp show --json` output."""
+    for entry in entries:
+        if entry.get("rev") != "workspace" and entry.get("data"):
+            yield entry.get("name") or str(entry.get("rev"))[:7], entry
+        for exp_range in entry.get("experiments") or []:
+            executor = exp_range.get("executor") or {}
+            if executor.get("state") not in (None, "success"):
+                continue  # queued, running or failed: no metrics yet
+            for state in exp_range.get("revs") or []:
+                if state.get("data"):
+                    yield exp_range.get("name") or state.get("name") or str(state.get("rev"))[:7], state
+
+
+def _file_data(files: Mapping[str, Any], suffix: str) -> Mapping[str, Any]:
+    """The `data` of the file whose path ends with `suffix` (DVC keys params/metrics by path), else {}."""
+    for path, content in (files or {}).items():
+        if str(path).replace("\\", "/").endswith(suffix) and isinstance(content, Mapping):
+            return content.get("data") or {}
+    return {}
+
+
+def experiments_table(entries: Sequence[Mapping[str, Any]], method: str = "cam") -> pd.DataFrame:
+    """One row per baseline/experiment: name, rev, lambda, layers, and `aus_<key>` / `noaus_<key>` metrics."""
+    rows, seen = [], set()
+    for name, state in _states(entries):
+        rev = str(state.get("rev"))
+        if rev in seen:
+            continue
+        seen.add(rev)
+        data = state["data"]
+        train = _file_data(data.get("params", {}), "params.yaml").get("train", {})
+        if "lambda" not in train or "layers" not in train:
+            continue
+        row: dict[str, Any] = {
+            "name": name,
+            "rev": rev[:7],
+            "lambda": float(train["lambda"]),
+            "layers": layers_label(train["layers"]),
+        }
+        for aus in ("aus", "noaus"):
+            m = _file_data(data.get("metrics", {}), f"metrics/{run_name(method, aus)}.json")
+            for key in KEYS:
+                v = m.get(key)
+                row[f"{aus}_{key}"] = math.nan if v is None else float(v)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _reference(table: pd.DataFrame) -> tuple[float, str]:
+    """The most common λ and layer set (the baseline's unless the sweeps outnumber it): the fixed value of each sweep."""
+    return float(table["lambda"].mode().iloc[0]), str(table["layers"].mode().iloc[0])
+
+
+def lambda_curve(table: pd.DataFrame, layers: str | None = None) -> pd.DataFrame:
+    """Rows at the reference layer set, one per λ (mean over duplicates), plus λ = 0 from the without-AUs run."""
+    layers = layers or _reference(table)[1]
+    sub = table[table["layers"] == layers]
+    cols = [f"aus_{k}" for k in KEYS]
+    curve = sub.groupby("lambda")[cols].mean().rename(columns=lambda c: c.removeprefix("aus_"))
+    if (curve.index != 0).all() and not sub.empty:
+        zero = sub[[f"noaus_{k}" for k in KEYS]].mean().rename(lambda c: c.removeprefix("noaus_"))
+        curve.loc[0.0] = zero
+    return curve.sort_index().reset_index()
+
+
+def layer_table(table: pd.DataFrame, paper: pd.DataFrame, lam: float | None = None) -> pd.DataFrame:
+    """Paper Table 3 layout: layer set ("none" = without AUs), our CL / CAM-COS / ATT-COS at λ, the paper's CL / CAM-COS."""
+    lam = _reference(table)[0] if lam is None else float(lam)
+    sub = table[np.isclose(table["lambda"], lam)]
+    ours = sub.groupby("layers")[["aus_cl", "aus_cam_cos", "aus_att_cos"]].mean()
+    ours.columns = ["cl", "cam_cos", "att_cos"]
+    if not sub.empty:
+        ours.loc["none"] = sub[["noaus_cl", "noaus_cam_cos", "noaus_att_cos"]].mean().to_numpy()
+    paper = paper.assign(layers=paper["layers"].astype(str)).set_index("layers")
+    order = [*paper.index, *sorted(set(ours.index) - set(paper.index))]
+    out = pd.DataFrame({"layers": order})
+    for col in ("cl", "cam_cos", "att_cos"):
+        out[f"ours_{col}"] = [ours[col].get(k, math.nan) for k in order]
+    for col in ("cl", "cam_cos"):
+        out[f"paper_{col}"] = [float(paper[col].get(k, math.nan)) for k in order]
+    return out
+
+
+def lambda_figure(curve: pd.DataFrame, title: str) -> Figure:
+    """CL (left axis) and CAM-COS / ATT-COS (right axis) against λ (symlog x: λ = 0 is the without-AUs run)."""
+    fig = Figure(figsize=(6.0, 4.0), dpi=DPI)
+    ax = fig.subplots(gridspec_kw={"left": 0.12, "right": 0.86, "bottom": 0.14, "top": 0.88})
+    x = curve["lambda"].to_numpy()
+    ax.plot(x, curve["cl"], "o-", color="tab:blue", label="CL (%)")
+    ax.set_xscale("symlog", linthresh=0.5)
+    ax.set_xticks(x, labels=[f"{v:g}" for v in x])
+    ax.set_xlabel("λ (train.lambda)")
+    ax.set_ylabel("CL (%)", color="tab:blue")
+    right = ax.twinx()
+    right.plot(x, curve["cam_cos"], "s-", color="tab:red", label="CAM-COS")
+    right.plot(x, curve["att_cos"], "^-", color="tab:green", label="ATT-COS")
+    right.set_ylabel("cosine with the AU map")
+    right.set_ylim(0.0, 1.0)
+    lines = ax.get_lines() + right.get_lines()
+    ax.legend(lines, [line.get_label() for line in lines], fontsize=8, loc="best")
+    ax.set_title(title, fontsize=9)
+    return fig
+
+
+def layer_figure(table: pd.DataFrame, title: str) -> Figure:
+    """Grouped bars per layer set: our CAM-COS and ATT-COS beside the paper's CAM-COS (left); CL ours vs paper (right)."""
+    fig = Figure(figsize=(10.0, 4.5), dpi=DPI)
+    left, right = fig.subplots(1, 2, gridspec_kw={"left": 0.06, "right": 0.98, "bottom": 0.24, "top": 0.88, "wspace": 0.2})
+    x = np.arange(len(table))
+    for ax, cols, ylabel in (
+        (
+            left,
+            (("ours_cam_cos", "ours CAM-COS"), ("ours_att_cos", "ours ATT-COS"), ("paper_cam_cos", "paper CAM-COS")),
+            "cosine",
+        ),
+        (right, (("ours_cl", "ours CL"), ("paper_cl", "paper CL")), "CL (%)"),
+    ):
+        width = 0.8 / len(cols)
+        for i, (col, label) in enumerate(cols):
+            ax.bar(x + (i - (len(cols) - 1) / 2) * width, table[col].fillna(0.0), width, label=label)
+        ax.set_xticks(x, labels=table["layers"], rotation=30, fontsize=8)
+        ax.set_xlabel("layers aligned (none = without AUs)")
+        ax.set_ylabel(ylabel)
+        ax.legend(fontsize=7)
+    left.set_ylim(0.0, 1.0)
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def _named(df: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
+    """λ as written (4, not 4.00) and readable column names: `ours_cl` -> `ours CL (%)`, `paper_cam_cos` -> `paper CAM-COS`."""
+    out = df.copy()
+    if "lambda" in out:
+        out["lambda"] = [f"{v:g}" for v in out["lambda"]]
+
+    def name(col: str) -> str:
+        for tag in (prefix, "paper_"):
+            if tag and col.startswith(tag):
+                return f"{tag.rstrip('_')} {LABELS.get(col[len(tag) :], col[len(tag) :])}"
+        return LABELS.get(col, col)
+
+    return out.rename(columns=name)
+
+
+def render_ablations(curve: pd.DataFrame, layers: pd.DataFrame, experiments: pd.DataFrame, notes: Sequence[str] = ()) -> str:
+    """`reports/ablations.md`: the λ curve table, the layer table beside the paper's Table 3, the experiments used."""
+    exps = experiments[["name", "rev", "lambda", "layers", "aus_cl", "aus_cam_cos", "aus_att_cos"]]
+    parts = [
+        "# Ablations (from `dvc exp show --json`)",
+        "",
+        "## λ (paper Fig. 5)",
+        "",
+        "![lambda curve](ablations/lambda.png)",
+        "",
+        to_markdown(_named(curve)),
+        "",
+        "## Layers (paper Table 3, RAF-DB, ResNet50; ours on the run's dataset)",
+        "",
+        "![layer table](ablations/layers.png)",
+        "",
+        to_markdown(_named(layers, "ours_")),
+        "",
+        "## Experiments (with-AUs run)",
+        "",
+        to_markdown(_named(exps, "aus_")),
+    ]
+    if notes:
+        parts += ["", *[f"- {n}" for n in notes]]
+    return "\n".join(parts) + "\n"

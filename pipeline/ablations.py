@@ -1,0 +1,55 @@
+"""Ablation figures and tables from `dvc exp show --json`: the λ curve (Fig. 5) and the layer table (Table 3).
+
+Run after the queued sweeps have finished (README, "Ablations"): `python pipeline/ablations.py`
+(or `--json saved.json` to draw from a saved `dvc exp show --json`). Writes reports/ablations.md and
+reports/ablations/{lambda,layers}.png, experiments.csv.
+"""
+
+import argparse
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from fer_pipeline.core import paths
+from fer_pipeline.core.io import write_text
+from fer_pipeline.evaluate.figures import save_figure
+from fer_pipeline.report.ablations import (
+    experiments_table,
+    lambda_curve,
+    lambda_figure,
+    layer_figure,
+    layer_table,
+    layers_label,
+    render_ablations,
+)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", help="saved `dvc exp show --json` output (default: run `dvc exp show --json` now)")
+    ap.add_argument("--method", default="cam", help="method whose runs to read (metrics/<method>-aus.json)")
+    ap.add_argument("--lambda", dest="lam", type=float, default=None, help="λ of the layer table (default: the most common)")
+    ap.add_argument("--layers", default=None, help="layer set of the λ curve, e.g. 5 or 5,4 (default: the most common)")
+    args = ap.parse_args()
+    if args.json:
+        text = Path(args.json).read_text(encoding="utf-8")
+    else:
+        text = subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
+    exps = experiments_table(json.loads(text), args.method)
+    if exps.empty:
+        raise SystemExit("no experiment with train.lambda/train.layers params and metrics found; run the sweeps first (README)")
+    curve = lambda_curve(exps, layers_label(args.layers) if args.layers else None)
+    layers = layer_table(exps, pd.read_csv(paths.PAPER_LAYER_TABLE), args.lam)
+    out = paths.REPORT_DIR / "ablations"
+    save_figure(lambda_figure(curve, f"{args.method}: accuracy and alignment vs λ"), out / "lambda.png")
+    save_figure(layer_figure(layers, f"{args.method}: aligned layers (ours vs paper Table 3)"), out / "layers.png")
+    write_text(out / "experiments.csv", exps.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
+    report = render_ablations(curve, layers, exps)
+    write_text(paths.REPORT_DIR / "ablations.md", report)
+    print(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""Ablations from `dvc exp show --json` (structure as DVC 3 writes it): λ curve, layer table beside the paper, figures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import pandas as pd
+import pytest
+
+from fer_pipeline.core import paths
+from fer_pipeline.evaluate.figures import save_figure
+from fer_pipeline.report.ablations import (
+    experiments_table,
+    lambda_curve,
+    lambda_figure,
+    layer_figure,
+    layer_table,
+    layers_label,
+    render_ablations,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def state(rev: str, lam: Any, layers: Any, aus: dict[str, float], noaus: dict[str, float], name: str | None = None) -> dict:
+    """One ExpState as `dvc exp show --json` dumps it (params/metrics keyed by file, values under `data`)."""
+    params = {"params.yaml": {"data": {"train": {"lambda": lam, "layers": layers, "epochs": 6}, "evaluate": {"batch_size": 64}}}}
+    metrics = {"metrics/cam-aus.json": {"data": aus}, "metrics/cam-noaus.json": {"data": noaus}}
+    return {
+        "rev": rev,
+        "name": name,
+        "data": {"rev": rev, "params": params, "metrics": metrics, "deps": {}, "outs": {}, "meta": {}},
+    }
+
+
+def exp(name: str, st: dict, status: str = "success") -> dict:
+    """One ExpRange (a finished, queued or failed experiment)."""
+    return {"revs": [st], "executor": {"state": status, "name": "dvc-task", "local": None}, "name": name}
+
+
+def m(cl: float, cam: float, att: float) -> dict[str, float]:
+    return {"cl": cl, "cam_cos": cam, "att_cos": att, "cam_pointing": 0.5}
+
+
+NOAUS = m(80.0, 0.30, 0.25)
+SHOW = [
+    {"rev": "workspace", "name": None, "data": state("workspace", 4.0, [5], m(1, 1, 1), NOAUS)["data"], "experiments": None},
+    {
+        **state("a" * 40, 4.0, [5], m(82.0, 0.50, 0.60), NOAUS, name="main"),
+        "experiments": [
+            exp("lam1", state("b" * 40, 1, [5], m(81.0, 0.40, 0.45), NOAUS)),
+            exp("lam8", state("c" * 40, "8", "[5]", m(78.0, 0.55, 0.70), NOAUS)),
+            exp("l4", state("d" * 40, 4, [4], m(81.5, 0.45, 0.35), NOAUS)),
+            exp("l54", state("e" * 40, 4.0, "4,5", m(82.5, 0.52, 0.58), NOAUS)),
+            exp("queued", {"rev": "f" * 40, "name": None, "data": None}, status="queued"),
+            exp("broken", state("9" * 40, 2.0, [5], m(0, 0, 0), NOAUS), status="failed"),
+        ],
+    },
+]
+
+
+def test_layers_label_matches_the_paper() -> None:
+    assert layers_label([5, 4]) == "5+4" == layers_label("4,5") == layers_label("[5, 4]")
+    assert layers_label(5) == "5" and layers_label("5.0") == "5"
+
+
+def test_experiments_curve_and_layer_table() -> None:
+    table = experiments_table(SHOW)
+    assert table["name"].tolist() == ["main", "lam1", "lam8", "l4", "l54"]  # no workspace, queued or failed runs
+    assert table["layers"].tolist() == ["5", "5", "5", "4", "5+4"] and table["lambda"].tolist() == [4.0, 1.0, 8.0, 4.0, 4.0]
+    assert math.isnan(table.loc[0, "aus_deletion_score"]) and table.loc[0, "aus_cam_pointing"] == 0.5
+
+    curve = lambda_curve(table)
+    assert curve["lambda"].tolist() == [0.0, 1.0, 4.0, 8.0]  # λ = 0 is the without-AUs run
+    assert curve["cam_cos"].tolist() == pytest.approx([0.30, 0.40, 0.50, 0.55])
+    assert curve["cl"].tolist() == pytest.approx([80.0, 81.0, 82.0, 78.0])
+
+    paper = pd.read_csv(ROOT / paths.PAPER_LAYER_TABLE)
+    layers = layer_table(table, paper).set_index("layers")
+    assert layers.loc["none", "ours_cam_cos"] == pytest.approx(0.30) and layers.loc["none", "paper_cam_cos"] == pytest.approx(
+        0.55
+    )
+    assert layers.loc["5", "ours_cam_cos"] == pytest.approx(0.50) and layers.loc["5", "paper_cl"] == pytest.approx(88.95)
+    assert layers.loc["5+4", "ours_cl"] == pytest.approx(82.5) and layers.loc["4", "ours_att_cos"] == pytest.approx(0.35)
+    assert math.isnan(layers.loc["3", "ours_cl"]) and layers.loc["3", "paper_cam_cos"] == pytest.approx(0.56)
+    assert list(layers.index[:2]) == ["none", "1"]  # the paper's row order
+
+    text = render_ablations(curve, layers.reset_index(), table)
+    assert "| 8 | 78.00 | 0.550 |" in text and "| 5+4 | 82.50 | 0.520 |" in text and "paper CAM-COS" in text
+
+
+def test_ablation_figures(tmp_path: Path) -> None:
+    table = experiments_table(SHOW)
+    paper = pd.read_csv(ROOT / paths.PAPER_LAYER_TABLE)
+    save_figure(lambda_figure(lambda_curve(table), "lambda"), tmp_path / "lambda.png")
+    save_figure(layer_figure(layer_table(table, paper), "layers"), tmp_path / "layers.png")
+    for name, hw in (("lambda.png", (400, 600)), ("layers.png", (450, 1000))):
+        img = cv2.imread(str(tmp_path / name))
+        assert img is not None and img.shape[:2] == hw and img.var() > 100.0, name
