@@ -145,7 +145,7 @@ def import_csv_rows(points: np.ndarray, size: int) -> tuple[pd.DataFrame, dict[s
         "imp_good": "",
         "imp_nan": "non-finite coordinate",
         "imp_outside": "point outside the image",
-        "imp_67": "only 67 of 68 points",
+        "imp_67": "non-finite coordinate (only 67 of 68 points)",
         "imp_dup": "",  # the same id twice: the first row is used (a warning names the file)
         "imp_absent": "no landmarks row",
     }

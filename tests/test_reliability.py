@@ -226,8 +226,10 @@ def test_training_skips_rows_from_a_stale_store(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("stage", "updates", "needle"),
     [
-        ("prepare", {"data.dataset": "imagenet"}, "data.dataset='imagenet' unknown; valid: synthetic"),
-        ("landmarks", {"landmarks.backend": "dlib"}, "landmarks.backend='dlib' unknown; valid: synthetic"),
+        ("prepare", {"data.dataset": "imagenet"}, "data.dataset='imagenet' unknown; valid: synthetic, rafdb, affectnet, folder"),
+        ("landmarks", {"landmarks.backend": "dlib"}, "backend='dlib' unknown; valid: synthetic, dlib68, import, dataset"),
+        ("landmarks", {"landmarks.backend": "dlib68", "landmarks.detector": "mtcnn"}, "valid: hog, haar, none"),
+        ("landmarks", {"landmarks.backend": "dlib68", "landmarks.fallback": ["haar", "cnn"]}, "landmarks.fallback has ['cnn']"),
         ("landmarks", {"landmarks.noise": -0.1}, "landmarks.noise=-0.1 out of range; valid: >= 0"),
         ("landmarks", {"landmarks.n_jobs": 0}, "landmarks.n_jobs=0 is not a worker count"),
         ("aumaps", {"aumaps.smoothing": "nan"}, "aumaps.smoothing='nan' is not a finite number"),
@@ -235,7 +237,8 @@ def test_training_skips_rows_from_a_stale_store(tmp_path: Path) -> None:
         ("aumaps", {"aumaps.radius": 0}, "aumaps.radius=0 out of range; valid: > 0"),
         ("train", {"train.lambda": -1}, "train.lambda=-1.0 must be >= 0"),
         ("train", {"train.layers": [6]}, "train.layers: [6] not valid; valid: 1, 2, 3, 4, 5"),
-        ("train", {"train.method": "gradcam++"}, "train.method='gradcam++' unknown; valid: cam"),
+        ("train", {"train.method": "gradcam++"}, "train.method='gradcam++' unknown; valid: acol, adl, apvit, cam, cutmix,"),
+        ("train", {"methods.wildcat.lambda": -2, "train.method": "wildcat"}, "train.lambda=-2.0 must be >= 0"),
         ("train", {"train.align_loss": "dice"}, "valid: cos, l1, l2, kl"),
         ("train", {"train.backbone": "resnet1000"}, "train.backbone='resnet1000' is not a timm model"),
         ("evaluate", {"evaluate.batch_size": 0}, "evaluate.batch_size=0 out of range; valid: >= 1"),
@@ -250,15 +253,15 @@ def test_params_are_checked_at_stage_start(stage: str, updates: dict, needle: st
     assert needle in str(info.value) and "\n" not in str(info.value)
 
 
-def test_missing_dataset_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """A real dataset (any non-synthetic adapter) whose data.root is absent fails before any work."""
-    monkeypatch.setattr("fer_pipeline.data.datasets.DATASETS", ("synthetic", "rafdb"))
+def test_missing_dataset_root(tmp_path: Path) -> None:
+    """A real dataset whose data.root is absent fails before any work."""
     params = repo_params(**{"data.dataset": "rafdb", "data.root": str(tmp_path / "nope")})
     for stage in ("prepare", "landmarks", "train", "evaluate"):
         with pytest.raises(ParamsError, match="data.root=.*nope' does not exist or is not a folder .*point data.root at it"):
             check_stage(stage, params)
     check_stage("aumaps", params)  # reads no images
-    assert check_stage("train", repo_params()).lam == 4.0  # the default params pass and cast
+    cfg, options = check_stage("train", repo_params(**{"train.method": "wildcat"}))  # the default params pass and cast
+    assert cfg.lam == 4.0 and cfg.method == "wildcat" and options["kmax"] == 0.2  # methods.wildcat's own options
 
 
 # --- atomic writes and safe loading ----------------------------------------------------------------------------

@@ -110,7 +110,7 @@ def validate_points(points: np.ndarray, image_size: np.ndarray, margin: float = 
     given = np.isfinite(points).any(axis=2).sum(axis=1)  # points with at least one coordinate
     for i in range(n):
         if not finite[i] and given[i] < points.shape[1]:
-            ok[i], reasons[i] = False, f"only {given[i]} of {points.shape[1]} points"
+            ok[i], reasons[i] = False, f"non-finite coordinate (only {given[i]} of {points.shape[1]} points)"
         elif not finite[i]:
             ok[i], reasons[i] = False, "non-finite coordinate"
         elif image_size[i].min() <= 0:
@@ -142,7 +142,8 @@ def align_with_reasons(
     for i, sid in enumerate(sample_ids):
         if not have[i]:
             reasons[i] = "no landmarks row"
-        if reasons[i]:
+            log.warning("%s: no landmarks for sample %s (manifest row %d): status invalid_import", source, sid, i + 2)
+        elif reasons[i]:
             log.warning("%s: sample %s (manifest row %d): %s: status invalid_import", source, sid, i + 2, reasons[i])
     good = have & valid
     status[good] = int(ok_status)
