@@ -6,10 +6,12 @@ from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.manifest import read_manifest
 from fer_pipeline.landmarks.store import read_landmark_store
+from fer_pipeline.validate import check_stage, run_stage
 
 
 def main() -> None:
     params = load_params()
+    check_stage("aumaps", params)
     dataset, p = params["data"]["dataset"], params["aumaps"]
     manifest = read_manifest(paths.manifest_path(dataset))
     table = read_landmark_store(paths.landmark_store(dataset))
@@ -31,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("aumaps", main)

@@ -7,16 +7,21 @@ from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
 from fer_pipeline.data.manifest import read_manifest
 from fer_pipeline.evaluate.extended import evaluate_extended, write_extended
+from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_images
 from fer_pipeline.report.tables import run_name
+from fer_pipeline.validate import check_stage, run_stage
 
 
 def main(method: str, aus: str) -> None:
     params = load_params()
+    check_stage("evaluate", params)
     dataset, p = params["data"]["dataset"], params["evaluate"]
     run = run_name(method, aus)
+    manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), paths.landmark_store(dataset))
+    print(describe_skipped(skipped, f"evaluate {run}", splits=("test",)))
     ext = evaluate_extended(
         paths.model_path(run),
-        manifest=read_manifest(paths.manifest_path(dataset)),
+        manifest=manifest,
         image_root=image_root(params["data"]),
         aumap_path=paths.aumap_store(dataset),
         landmark_path=paths.landmark_store(dataset),
@@ -26,6 +31,7 @@ def main(method: str, aus: str) -> None:
         deletion_steps=int(p.get("deletion_steps", 8)),
         figure_samples=int(p.get("figure_samples", 1)),
     )
+    ext.result.metrics["n_skipped_unusable_images"] = int((skipped["split"] == "test").sum())
     write_extended(
         ext, run, metrics_path=paths.metrics_path(run), plots_dir=paths.plots_dir(run), figures_dir=paths.figures_dir(run)
     )
@@ -38,4 +44,4 @@ def main(method: str, aus: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    run_stage("evaluate", main, *sys.argv[1:3])

@@ -9,10 +9,12 @@ from fer_pipeline.core.io import load_params, write_text
 from fer_pipeline.evaluate.panel import read_panel
 from fer_pipeline.report.extra import render_extra, write_compare_figure
 from fer_pipeline.report.tables import AUS, build_table, method_notes, render_report, run_name, shortcut_table
+from fer_pipeline.validate import check_stage, run_stage
 
 
 def main() -> None:
     params = load_params()
+    check_stage("report", params)
     methods = [str(m) for m in params["report"]["methods"]]
     metrics = {}
     for method in methods:
@@ -36,4 +38,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_stage("report", main)

@@ -6,9 +6,10 @@ from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
 from fer_pipeline.data.manifest import read_manifest
+from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_images
 from fer_pipeline.report.tables import AUS, run_name
-from fer_pipeline.train.config import TrainConfig, method_params
 from fer_pipeline.train.loop import train_model
+from fer_pipeline.validate import check_stage, run_stage
 
 
 def main(method: str, aus: str) -> None:
@@ -16,13 +17,14 @@ def main(method: str, aus: str) -> None:
         raise SystemExit(f"train: second argument must be one of {AUS}, got {aus!r}")
     params = load_params()
     dataset = params["data"]["dataset"]
-    train, options = method_params(params["train"], params.get("methods"), method)  # methods.<method> overrides train.*
-    cfg = TrainConfig.from_params({**train, "method": method})
+    cfg, options = check_stage("train", params, method=method)  # methods.<method> overrides train.*
     run = run_name(method, aus)
+    manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), paths.landmark_store(dataset))
+    print(describe_skipped(skipped, f"train {run}", splits=("train", "val")))
     summary = train_model(
         cfg,
         lam=cfg.lam if aus == "aus" else 0.0,
-        manifest=read_manifest(paths.manifest_path(dataset)),
+        manifest=manifest,
         image_root=image_root(params["data"]),
         aumap_path=paths.aumap_store(dataset),
         model_out=paths.model_path(run),
@@ -34,4 +36,4 @@ def main(method: str, aus: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    run_stage("train", main, *sys.argv[1:3])

@@ -11,7 +11,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from fer_pipeline.core import paths
-from fer_pipeline.core.io import atomic_path
+from fer_pipeline.core.io import atomic_dir, atomic_path
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split, write_manifest
 
@@ -76,7 +76,7 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
         ok, buf = cv2.imencode(".png", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise RuntimeError(f"could not encode synthetic image {ids[i]}")
-        (img_dir / f"{ids[i]}.png").write_bytes(buf.tobytes())
+        (img_dir / f"{ids[i]}.png").write_bytes(buf.tobytes())  # plain write: out_dir is prepare's temp folder
     write_landmark_csv(out_dir / GT_LANDMARKS, ids, points)
     rel = [f"images/{s}.png" for s in ids]
     return pd.DataFrame({"sample_id": ids, "path": rel, "label": labels, "split": split, "cue": cues})
@@ -96,7 +96,9 @@ def prepare_real(name: str, data: dict[str, Any], out_dir: Path) -> pd.DataFrame
     if result.landmarks is not None:
         write_landmark_csv(out_dir / DATASET_LANDMARKS, *result.landmarks)
     if result.manifest.empty:
-        raise ValueError(f"data.dataset={name}: no usable row under {data['root']}; {out_dir / EXCLUDED} says why")
+        raise ValueError(  # out_dir is prepare's temp folder, discarded on error: the logged summary is what remains
+            f"data.dataset={name}: no usable row under {data['root']}; the excluded-rows summary above says why"
+        )
     return result.manifest
 
 
@@ -106,8 +108,9 @@ def prepare(params: dict[str, Any]) -> pd.DataFrame:
     name = str(data["dataset"])
     if name not in DATASETS:
         raise ValueError(f"data.dataset={name!r} is not supported; valid: {', '.join(DATASETS)}")
-    out_dir = paths.prepared_dir(name)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    df = prepare_synthetic(data, params["synthetic"], out_dir) if name == "synthetic" else prepare_real(name, data, out_dir)
-    write_manifest(paths.manifest_path(name), df)
+    # Everything (images, ground truth, manifest, exclusions) is written into a temp folder that replaces the real one at
+    # the end: a killed prepare never leaves a half-filled dataset folder under the real name.
+    with atomic_dir(paths.prepared_dir(name)) as out_dir:
+        df = prepare_synthetic(data, params["synthetic"], out_dir) if name == "synthetic" else prepare_real(name, data, out_dir)
+        write_manifest(out_dir / paths.manifest_path(name).name, df)
     return df

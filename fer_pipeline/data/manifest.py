@@ -46,17 +46,25 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFram
     dup = df["sample_id"].duplicated(keep="first")
     if dup.any():
         row = int(np.flatnonzero(dup.to_numpy())[0])
-        raise ValueError(f"{source}: row {row + 2}: duplicate sample_id {df['sample_id'].iloc[row]!r}; sample ids must be unique")
+        sid = df["sample_id"].iloc[row]
+        first = int(np.flatnonzero((df["sample_id"] == sid).to_numpy())[0])
+        raise ValueError(
+            f"{source}: row {row + 2}: duplicate sample_id {sid!r} (first at row {first + 2}); "
+            "sample ids must be unique: rename or remove one of the rows"
+        )
     labels = pd.to_numeric(df["label"], errors="coerce")
-    bad = labels.isna() | (labels < 0) | (labels >= NUM_CLASSES)
+    bad = labels.isna() | (labels < 0) | (labels >= NUM_CLASSES) | (labels % 1 != 0)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         value = df["label"].iloc[row]
-        raise ValueError(f"{source}: row {row + 2}: label '{value}' is not a canonical index 0..{NUM_CLASSES - 1}")
+        raise ValueError(
+            f"{source}: row {row + 2}: label '{value}' is not a canonical index 0..{NUM_CLASSES - 1}; "
+            "fix the row or map the dataset's code in fer_pipeline/core/labels.py"
+        )
     bad_split = ~df["split"].isin(SPLITS)
     if bad_split.any():
         row = int(np.flatnonzero(bad_split.to_numpy())[0])
-        raise ValueError(f"{source}: row {row + 2}: split {df['split'].iloc[row]!r} not in {SPLITS}")
+        raise ValueError(f"{source}: row {row + 2}: split {df['split'].iloc[row]!r} not in {SPLITS}; fix the row")
     out = df.copy()
     out["label"] = labels.astype(np.int64)
     out["sample_id"] = out["sample_id"].astype(str)

@@ -10,33 +10,47 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from fer_pipeline import __version__
 from fer_pipeline.core import paths
-from fer_pipeline.core.paths import resolve_inside
+from fer_pipeline.data.probe import ImageCheck, probe_images
 from fer_pipeline.landmarks import dlib68
-from fer_pipeline.landmarks.importer import align_to_manifest, read_points_csv, read_points_file
+from fer_pipeline.landmarks.importer import align_with_reasons, read_points_csv, read_points_file
 from fer_pipeline.landmarks.parallel import run_images
 from fer_pipeline.landmarks.store import LandmarkTable, Status
 
 log = logging.getLogger(__name__)
 #: Manifest columns with a face box (x, y, width, height), written by the AffectNet adapter.
 BOX_COLUMNS = ("box_x", "box_y", "box_w", "box_h")
-_EXIF_ORIENTATION = 0x0112
 
 
-def image_sizes(paths: list[str], root: Path) -> np.ndarray:
-    """(N,2) H, W from each image header, EXIF rotation included (as `read_image` returns it); (0, 0) where unreadable."""
-    out = np.zeros((len(paths), 2), dtype=np.int32)
-    for i, p in enumerate(paths):
-        try:
-            with Image.open(resolve_inside(root, p)) as im:
-                turned = im.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8)
-                out[i] = (im.width, im.height) if turned else (im.height, im.width)
-        except (OSError, ValueError, Image.DecompressionBombError):
-            out[i] = (0, 0)
-    return out
+def with_points(
+    manifest: pd.DataFrame, check: ImageCheck, ids: list[str], points: np.ndarray, source: str, ok_status: Status
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Points, statuses and reasons in manifest order from (ids, points) computed elsewhere: rows whose image failed
+    the check are UNREADABLE with the check's reason; the others are validated against their decoded size."""
+    rows = manifest["sample_id"].tolist()
+    good = np.flatnonzero(check.ok)
+    out = np.full((len(rows), 68, 2), np.nan, dtype=np.float32)
+    status = np.full(len(rows), int(Status.UNREADABLE), dtype=np.uint8)
+    reason = list(check.reasons)
+    sub = [rows[i] for i in good]
+    out[good], status[good], why = align_with_reasons(sub, ids, points, check.sizes[good], source, ok_status)
+    for i, r in zip(good, why, strict=True):
+        reason[i] = r
+    return out, status, reason
+
+
+def explain_unreadable(table: LandmarkTable, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+    """Give UNREADABLE rows that a backend left without a reason the image check's reason (only those are re-read)."""
+    todo = [i for i, (s, r) in enumerate(zip(table.status, table.reason or [], strict=True)) if s == Status.UNREADABLE and not r]
+    if todo:
+        check = probe_images([str(manifest["path"].iloc[i]) for i in todo], root)
+        reason = list(table.reason or [])
+        for i, r in zip(todo, check.reasons, strict=True):
+            reason[i] = r or "unreadable"
+        table.reason = reason
+    return table
 
 
 def jitter(points: np.ndarray, noise: float, seed: int) -> np.ndarray:
@@ -60,11 +74,11 @@ class Backend(Protocol):
 
 def imported_table(manifest: pd.DataFrame, root: Path, file: Path, attrs: dict[str, Any]) -> LandmarkTable:
     """Landmarks read from `file`, validated against each image's size, status 4 (imported) or 5 (invalid, reason logged)."""
-    ids = manifest["sample_id"].tolist()
-    sizes = image_sizes(manifest["path"].tolist(), root)
+    check = probe_images(manifest["path"].tolist(), root)  # decoded once, as training will: bad images become status 2
     file_ids, points = read_points_file(file)
-    points, status = align_to_manifest(ids, file_ids, points, sizes, str(file), Status.IMPORTED)
-    return LandmarkTable(ids, points, sizes, status, {**attrs, "fer_pipeline_version": __version__})
+    points, status, reason = with_points(manifest, check, file_ids, points, str(file), Status.IMPORTED)
+    attrs = {**attrs, "fer_pipeline_version": __version__}
+    return LandmarkTable(manifest["sample_id"].tolist(), points, check.sizes, status, attrs, reason)
 
 
 def sha256_of(path: Path) -> str:
@@ -75,21 +89,19 @@ def sha256_of(path: Path) -> str:
 class SyntheticBackend:
     """The generator's ground truth (`landmarks_gt.csv` beside the images), optionally jittered."""
 
-    def __init__(self, noise: float = 0.0, seed: int = 0) -> None:
-        self.noise, self.seed = float(noise), int(seed)
+    def __init__(self, noise: float = 0.0, seed: int = 0, n_jobs: int = 1, chunk_size: int = 1024) -> None:
+        self.noise, self.seed, self.n_jobs, self.chunk_size = float(noise), int(seed), int(n_jobs), int(chunk_size)
 
     def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
         from fer_pipeline.data.datasets import GT_LANDMARKS
 
-        ids = manifest["sample_id"].tolist()
-        sizes = image_sizes(manifest["path"].tolist(), root)
+        # Every image is decoded once (the reader training uses): unusable ones become UNREADABLE with a reason.
+        check = probe_images(manifest["path"].tolist(), root, n_jobs=self.n_jobs, chunk_size=self.chunk_size)
         gt_ids, gt = read_points_csv(root / GT_LANDMARKS)
         gt = jitter(gt, self.noise, self.seed)
-        points, status = align_to_manifest(ids, gt_ids, gt, sizes, str(root / GT_LANDMARKS), Status.OK)
-        status[sizes.min(axis=1) <= 0] = int(Status.UNREADABLE)
-        points[status == int(Status.UNREADABLE)] = np.nan
+        points, status, reason = with_points(manifest, check, gt_ids, gt, str(root / GT_LANDMARKS), Status.OK)
         attrs = {"backend": "synthetic", "noise": self.noise, "fer_pipeline_version": __version__}
-        return LandmarkTable(ids, points, sizes, status, attrs)
+        return LandmarkTable(manifest["sample_id"].tolist(), points, check.sizes, status, attrs, reason)
 
 
 class ImportBackend:
@@ -169,7 +181,9 @@ def import_file(params: dict[str, Any], dataset: str) -> Path:
 
 
 BACKENDS: dict[str, Callable[[dict[str, Any], str, Path], Backend]] = {
-    "synthetic": lambda p, dataset, prepared: SyntheticBackend(p.get("noise", 0.0), p.get("seed", 0)),
+    "synthetic": lambda p, dataset, prepared: SyntheticBackend(
+        p.get("noise", 0.0), p.get("seed", 0), n_jobs=p.get("n_jobs", 1), chunk_size=p.get("chunk_size", 1024)
+    ),
     "dlib68": lambda p, dataset, prepared: Dlib68Backend(
         dlib68.Dlib68Config(str(p.get("detector", "hog")), _as_list(p.get("fallback", ["haar"]))),
         n_jobs=p.get("n_jobs", 1),
@@ -190,5 +204,7 @@ def make_backend(params: dict[str, Any], dataset: str, prepared: Path) -> Backen
 
 
 def extract_landmarks(manifest: pd.DataFrame, root: Path, params: dict[str, Any], *, dataset: str = "synthetic") -> LandmarkTable:
-    """Run `landmarks.backend` over the manifest of `dataset` (images under `root`)."""
-    return make_backend(params, dataset, paths.prepared_dir(dataset)).extract(manifest, Path(root))
+    """Run `landmarks.backend` over the manifest of `dataset` (images under `root`); every unusable image is status 2
+    with a reason (missing, empty, unreadable, too_large, too_small, outside_root)."""
+    table = make_backend(params, dataset, paths.prepared_dir(dataset)).extract(manifest, Path(root))
+    return explain_unreadable(table, manifest, Path(root))

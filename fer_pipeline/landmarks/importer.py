@@ -107,8 +107,11 @@ def validate_points(points: np.ndarray, image_size: np.ndarray, margin: float = 
             & (points[:, :, 1] >= -margin * h)
             & (points[:, :, 1] <= (1 + margin) * h)
         ).all(axis=1)
+    given = np.isfinite(points).any(axis=2).sum(axis=1)  # points with at least one coordinate
     for i in range(n):
-        if not finite[i]:
+        if not finite[i] and given[i] < points.shape[1]:
+            ok[i], reasons[i] = False, f"non-finite coordinate (only {given[i]} of {points.shape[1]} points)"
+        elif not finite[i]:
             ok[i], reasons[i] = False, "non-finite coordinate"
         elif image_size[i].min() <= 0:
             ok[i], reasons[i] = False, "image unreadable"
@@ -121,19 +124,28 @@ def align_to_manifest(
     sample_ids: list[str], ids: list[str], points: np.ndarray, image_size: np.ndarray, source: str, ok_status: Status
 ) -> tuple[np.ndarray, np.ndarray]:
     """Points and statuses in manifest order: missing or invalid rows become INVALID_IMPORT (reason logged)."""
+    out, status, _ = align_with_reasons(sample_ids, ids, points, image_size, source, ok_status)
+    return out, status
+
+
+def align_with_reasons(
+    sample_ids: list[str], ids: list[str], points: np.ndarray, image_size: np.ndarray, source: str, ok_status: Status
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`align_to_manifest` plus each row's reason ("" when valid): for the store's `reason` column and the stage summary."""
     index = {s: i for i, s in enumerate(ids)}
     out = np.full((len(sample_ids), N_POINTS, 2), np.nan, dtype=np.float32)
     status = np.full(len(sample_ids), int(Status.INVALID_IMPORT), dtype=np.uint8)
-    rows = np.array([index.get(s, -1) for s in sample_ids])
+    rows = np.array([index.get(s, -1) for s in sample_ids], dtype=np.int64)
     have = rows >= 0
     out[have] = points[rows[have]]
     valid, reasons = validate_points(out, image_size)
     for i, sid in enumerate(sample_ids):
         if not have[i]:
+            reasons[i] = "no landmarks row"
             log.warning("%s: no landmarks for sample %s (manifest row %d): status invalid_import", source, sid, i + 2)
-        elif not valid[i]:
+        elif reasons[i]:
             log.warning("%s: sample %s (manifest row %d): %s: status invalid_import", source, sid, i + 2, reasons[i])
     good = have & valid
     status[good] = int(ok_status)
     out[~good] = np.nan
-    return out, status
+    return out, status, [r if not g else "" for r, g in zip(reasons, good, strict=True)]

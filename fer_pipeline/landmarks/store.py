@@ -40,12 +40,16 @@ class LandmarkTable:
     image_size: np.ndarray  # int32 (N, 2) H, W
     status: np.ndarray  # uint8 (N,)
     attrs: dict[str, Any] = field(default_factory=dict)
+    reason: list[str] | None = None  # why a row is not ok ("" where it is); None -> all ""
 
     def __post_init__(self) -> None:
         n = len(self.sample_id)
         self.landmarks = np.asarray(self.landmarks, dtype=np.float32).reshape(n, N_POINTS, 2)
         self.image_size = np.asarray(self.image_size, dtype=np.int32).reshape(n, 2)
         self.status = np.asarray(self.status, dtype=np.uint8).reshape(n)
+        self.reason = [""] * n if self.reason is None else [str(r) for r in self.reason]
+        if len(self.reason) != n:
+            raise ValueError(f"reason must have one entry per row ({n}), got {len(self.reason)}")
 
     @property
     def usable(self) -> np.ndarray:
@@ -66,6 +70,7 @@ def write_landmark_store(path: str | Path, table: LandmarkTable) -> None:
         h5.create(f, "landmarks", table.landmarks, chunks=chunk if n else None, compression="gzip" if n else None)
         h5.create(f, "image_size", table.image_size)
         h5.create(f, "status", table.status)
+        h5.create_strings(f, "reason", table.reason or [])
         h5.set_attrs(f, {"convention": "ibug68", **table.attrs})
 
 
@@ -81,4 +86,17 @@ def read_landmark_store(path: str | Path) -> LandmarkTable:
             image_size=f["image_size"][()],
             status=f["status"][()],
             attrs={k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()},
+            reason=h5.read_strings(f["reason"]) if "reason" in f else None,
         )
+
+
+def read_status(path: str | Path) -> tuple[list[str], np.ndarray, list[str]]:
+    """sample_id, status and reason only (what the train/evaluate stages need to skip unusable images; no landmarks)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"landmark store {path} not found; run `dvc repro landmarks` (or `dvc pull {path}`)")
+    with h5py.File(path, "r") as f:
+        ids = h5.read_strings(f["sample_id"])
+        status = f["status"][()].astype(np.uint8)
+        reason = h5.read_strings(f["reason"]) if "reason" in f else [""] * len(ids)
+    return ids, status, reason

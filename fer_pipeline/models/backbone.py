@@ -15,6 +15,8 @@ import torch
 from timm.models import get_arch_name
 from torch import Tensor, nn
 
+from fer_pipeline.core.io import load_error_reason
+
 MAX_LAYERS = 5
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 #: Wrappers seen around state_dicts (DDP, our own model.pt, Lightning) stripped before matching.
@@ -39,7 +41,7 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated files, non-tensor payloads
-        raise ValueError(f"cannot read pretrained weights from {path}: {e}") from e
+        raise ValueError(f"cannot read pretrained weights from {path}: {load_error_reason(e)}") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from fer_pipeline.core.io import atomic_path
+from fer_pipeline.core.io import atomic_path, load_error_reason
 from fer_pipeline.models.base import FERModel
 from fer_pipeline.models.registry import create_model
 
@@ -21,8 +21,8 @@ def save_model(path: str | Path, model: FERModel, config: dict[str, Any]) -> Non
     except TypeError as e:
         raise TypeError(f"model config for {path} must be JSON-able: {e}") from e
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        torch.save({"state_dict": state, "config": cfg}, tmp)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save({"state_dict": state, "config": cfg}, fh)  # a file object: a path would put the temp name in the zip
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FERModel, dict[str, Any]]:
@@ -33,7 +33,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FE
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"cannot read model file {path}: {e}") from e
+        raise ValueError(f"cannot read model file {path}: {load_error_reason(e)}") from None
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path} is not a fer_pipeline model file (expected keys 'state_dict' and 'config')")
     cfg = ckpt["config"]

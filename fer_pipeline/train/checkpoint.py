@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from fer_pipeline.core.io import atomic_path
+from fer_pipeline.core.io import atomic_path, load_error_reason
 
 #: Config fields that do not change the trained weights (a resume may change them).
 _RUNTIME_ONLY = ("resume", "device", "num_workers", "compile", "threads", "cache_images")
@@ -49,10 +50,21 @@ def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
     generator.set_state(state["loader"])
 
 
+def interned(obj: Any) -> Any:
+    """Rebuild dicts/lists/tuples with interned strings: pickle memoises by object identity, so a resumed run (whose
+    keys came from a loaded file) would otherwise pickle an equal state to different bytes."""
+    if isinstance(obj, dict):
+        return {interned(k): interned(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(interned(v) for v in obj)
+    return sys.intern(obj) if isinstance(obj, str) else obj
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write a checkpoint atomically (a crash mid-write leaves the previous one)."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Write a checkpoint atomically (a crash mid-write leaves the previous one) and byte-deterministically."""
+    state = interned(state)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(state, fh)  # a file object: given a path, torch names the zip's folder after the (random) temp name
 
 
 def load_checkpoint(path: Path, expected_fingerprint: str) -> dict[str, Any] | None:
@@ -60,8 +72,12 @@ def load_checkpoint(path: Path, expected_fingerprint: str) -> dict[str, Any] | N
     if not path.is_file():
         print(f"resume: no checkpoint at {path}; training from scratch")
         return None
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    if state.get("fingerprint") != expected_fingerprint:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain types only: no code runs
+    except Exception as e:  # a foreign pickle, a truncated or corrupt file
+        why = load_error_reason(e)
+        raise ValueError(f"checkpoint {path} cannot be read safely ({why}); delete it or set train.resume: false") from None
+    if not isinstance(state, dict) or state.get("fingerprint") != expected_fingerprint:
         print(f"resume: {path} was made with another config or data; training from scratch")
         return None
     return state

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from fer_pipeline.core.io import atomic_dir
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.evaluate.metrics import accuracy
 from fer_pipeline.evaluate.run import au_macro_cos, infer, resolve_device
@@ -213,6 +214,7 @@ def train_model(
     fp = fingerprint(run_config, train_rows["sample_id"].astype(str).tolist())
     ckpt_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
     start, best_acc, best_epoch, best_state = 0, -math.inf, 0, None
+    history: list[dict[str, float]] = []  # what DVCLive logged per epoch, kept in the checkpoint (plain floats)
     state = load_checkpoint(ckpt_path, fp) if (cfg.resume and ckpt_path is not None) else None
     if state is not None:
         model.load_state_dict(state["model"])
@@ -221,14 +223,22 @@ def train_model(
         scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"], generator)
         start, best_acc, best_epoch, best_state = state["epoch"], state["best_acc"], state["best_epoch"], state["best_state"]
+        history = [dict(h) for h in state.get("history", [])]
         print(f"resume: continuing after epoch {start} of {cfg.epochs} (best val acc {best_acc:.2f} at epoch {best_epoch})")
 
     first_layer = cfg.layers[0]
     t0, train_seconds, done_steps = time.perf_counter(), 0.0, 0
     last = min(cfg.epochs, stop_after_epoch) if stop_after_epoch is not None else cfg.epochs
-    with Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=state is not None) as live:
+    # DVCLive writes into a temp folder that replaces `live_dir` when the run ends (killed: `live_dir` untouched). On
+    # resume the epochs before the checkpoint are replayed from its history, so the logs equal an uninterrupted run's
+    # even when DVC deleted `live_dir` or the kill fell between a log line and the checkpoint.
+    with atomic_dir(live_dir) as staging, Live(str(staging), dvcyaml=False, save_dvc_exp=False) as live:
         live.log_params({**run_config, "layers": ",".join(map(str, cfg.layers))})
-        live.step = start
+        for logged in history:
+            for name, value in logged.items():
+                live.log_metric(name, value)
+            live.next_step()
+        live.step = start  # (equal unless the checkpoint predates the history)
         for epoch in range(start + 1, last + 1):
             lr, t_epoch = opt.param_groups[0]["lr"], time.perf_counter()
             stats = train_epoch(
@@ -254,13 +264,15 @@ def train_model(
             if val_loader is None or val_acc > best_acc:
                 best_acc, best_epoch = val_acc, epoch
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            for name, value in (
-                *((f"train/{k}", v) for k, v in stats.items()),
-                ("val/acc", val_acc),
-                ("val/att_cos", val_att),
-                ("lr", lr),
-            ):
+            logged = {
+                **{f"train/{k}": float(v) for k, v in stats.items()},
+                "val/acc": float(val_acc),
+                "val/att_cos": float(val_att),
+                "lr": float(lr),
+            }
+            for name, value in logged.items():
                 live.log_metric(name, value)
+            history.append(logged)
             tqdm.write(
                 f"epoch {epoch}/{cfg.epochs}: loss {stats['loss']:.4f} (ce {stats['ce']:.4f}, align {stats['align']:.4f})"
                 f"  val acc {val_acc:.2f}  att_cos {val_att:.3f}  lr {lr:.4g}"
@@ -279,6 +291,7 @@ def train_model(
                         "best_state": best_state,
                         "rng": rng_state(generator),
                         "fingerprint": fp,
+                        "history": history,
                     },
                 )
             live.next_step()
