@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
 
 from fer_pipeline.aumaps.render import from_uint8
 from fer_pipeline.aumaps.store import AUMapReader, open_maps
 from fer_pipeline.core.labels import NEUTRAL
 from fer_pipeline.core.paths import resolve_inside
 from fer_pipeline.data.images import read_image
+from fer_pipeline.train.augment import augment, draw, normalizer, sample_rng, to_chw
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -25,6 +24,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 AUTO_CACHE_BYTES = 500 * 2**20
 
 Sample = tuple[torch.Tensor, torch.Tensor, bool, int, int]
+#: A dataset key: a row index, or (epoch, row index) from `EpochSampler` so that the augmentation draw is per epoch.
+Key = int | tuple[int, int]
 
 
 def read_rgb(path: str | Path, size: int) -> np.ndarray:
@@ -49,31 +50,11 @@ def store_rows(reader: AUMapReader, sample_ids: Sequence[str]) -> np.ndarray:
     return np.fromiter((row_of[sid] for sid in sample_ids), dtype=np.int64, count=len(sample_ids))
 
 
-def geometric(input_size: int) -> v2.Transform:
-    """The joint geometric draw (image and map get the same crop, rotation and flip)."""
-    return v2.Compose(
-        [
-            v2.RandomResizedCrop(input_size, scale=(0.75, 1.0), ratio=(0.9, 1.1), antialias=True),
-            v2.RandomRotation(10.0),
-            v2.RandomHorizontalFlip(),
-        ]
-    )
-
-
-def photometric() -> v2.Transform:
-    """Colour jitter for the RGB image only (never applied to the map)."""
-    return v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.2)  # no hue: its HSV round trip costs 3x the rest
-
-
-def normalize(mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> v2.Transform:
-    """uint8 image → float, normalised with the backbone's mean/std (ImageNet for timm ResNets)."""
-    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
-
-
 class FERDataset(Dataset[Sample]):
     """Rows of a manifest → (image (3,S,S) normalised, AU map (H,W) in [0,1], has_map, label, store row).
 
-    Train: the map is upsampled to the image size and transformed jointly with it (H = W = input_size).
+    Train: one affine draw (`augment.py`, a function of `seed`, the epoch and the row) warps the image and the map
+    to the input size (H = W = input_size); colour jitter on the image only.
     Eval: image resized only; the map is returned at its stored size (it covers the whole image, so it stays aligned).
     """
 
@@ -88,6 +69,7 @@ class FERDataset(Dataset[Sample]):
         cache_images: str | bool = "auto",
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        seed: int = 0,
     ) -> None:
         self.input_size = int(input_size)
         self.train = bool(train)
@@ -97,9 +79,7 @@ class FERDataset(Dataset[Sample]):
         self.labels = manifest_rows["label"].to_numpy(dtype=np.int64)
         self.rows = store_rows(self.maps, manifest_rows["sample_id"].astype(str).tolist())
         self.has_map = self.maps.has_map[self.rows] & (self.labels != NEUTRAL)
-        self.geometric = geometric(self.input_size)
-        self.photometric = photometric()
-        self.normalize = normalize(mean, std)
+        self.norm, self.seed = normalizer(mean, std), int(seed)
         self.cache: list[np.ndarray] | None = None
         self.map_cache: np.ndarray | None = None
         if self._want_cache(cache_images):
@@ -126,16 +106,11 @@ class FERDataset(Dataset[Sample]):
             return from_uint8(self.map_cache[i])
         return self.maps[int(self.rows[i])]
 
-    def __getitem__(self, i: int) -> Sample:
-        img = tv_tensors.Image(torch.from_numpy(self.image(i)).permute(2, 0, 1).contiguous())
-        au = self.au_map(i)
+    def __getitem__(self, key: Key) -> Sample:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        rgb, au = self.image(i), self.au_map(i)
         if self.train:
-            au = cv2.resize(au, (self.input_size, self.input_size), interpolation=cv2.INTER_LINEAR)
-            au_t = tv_tensors.Image(torch.from_numpy(au)[None])
-            img, au_t = self.geometric(img, au_t)
-            img = self.photometric(img)
-            au_map = au_t.as_subclass(torch.Tensor)[0].clamp_(0.0, 1.0)
-        else:
-            au_map = torch.from_numpy(au)
-        image = self.normalize(img).as_subclass(torch.Tensor)
+            rgb, au = augment(rgb, au, draw(sample_rng(self.seed, epoch, i)), self.input_size)
+        image = torch.from_numpy(to_chw(rgb, self.norm))
+        au_map = torch.from_numpy(au) if au is not None else torch.zeros(0)  # None: a subclass that reads no maps
         return image, au_map, bool(self.has_map[i]), int(self.labels[i]), int(self.rows[i])
