@@ -10,7 +10,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from fer_pipeline.aumaps.render import render_maps, to_uint8
+from fer_pipeline.aumaps.render import BLOCK, render_maps, to_uint8
 from fer_pipeline.aumaps.store import stream_aumap_store
 from fer_pipeline.core.codebook import CODEBOOKS
 from fer_pipeline.core.labels import LABELS, NEUTRAL
@@ -47,10 +47,17 @@ def _render_chunk(
     radius: float,
     smoothing: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Worker: render one chunk and return it already as uint8 (so float32 never exists for all N at once)."""
+    """Worker: render one chunk as uint8, BLOCK rows at a time (float32 maps and their temporaries, ~50 KB a row at
+    S=56, exist for one block only: a worker's memory does not grow with chunk_size)."""
     pts = np.where(usable[:, None, None], landmarks, np.float32(np.nan)).astype(np.float32)
-    maps, has_map = render_maps(pts, image_size, labels, codebook=codebook, size=size, radius=radius, smoothing=smoothing)
-    return to_uint8(maps), has_map
+    n = len(labels)
+    out, has_map = np.zeros((n, size, size), dtype=np.uint8), np.zeros(n, dtype=bool)
+    for s in range(0, n, BLOCK):
+        rows = slice(s, s + BLOCK)
+        maps, has = render_maps(pts[rows], image_size[rows], labels[rows], codebook=codebook, size=size, radius=radius,
+                                smoothing=smoothing)
+        out[rows], has_map[rows] = to_uint8(maps), has
+    return out, has_map
 
 
 def render_chunks(
