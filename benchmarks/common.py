@@ -69,6 +69,11 @@ def summary(times: dict[str, list[float]], num: str, den: str) -> tuple[float, f
     return statistics.median(times[num]) / statistics.median(times[den]), min(times[num]) / min(times[den])
 
 
+def paired(times: dict[str, list[float]], num: str, den: str) -> float:
+    """Median over repeats of num[i] / den[i]: each pair ran back to back, so it shares the load of its moment."""
+    return statistics.median(a / b for a, b in zip(times[num], times[den], strict=True))
+
+
 def fmt(times: dict[str, list[float]], unit: float = 1e3, label: str = "ms") -> str:
     """One line per variant: median and min."""
     return "\n".join(

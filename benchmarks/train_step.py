@@ -85,7 +85,7 @@ def augmentation_sample(size: int, repeats: int = 200) -> dict[str, float]:
     from torchvision import tv_tensors
     from torchvision.transforms import v2
 
-    from fer_pipeline.train.augment import augment, draw, normalizer, sample_rng, to_chw
+    from fer_pipeline.train.augment import draw, geometry, normalizer, sample_rng, to_tensor_planes, with_map
 
     rgb = (np.random.default_rng(0).random((size, size, 3)) * 255).astype(np.uint8)
     au = np.random.default_rng(1).random((56, 56)).astype(np.float32)
@@ -106,9 +106,12 @@ def augmentation_sample(size: int, repeats: int = 200) -> dict[str, float]:
         img, m = geo(img, m)
         norm_v2(photo(img))
 
-    def after() -> None:
-        out, _ = augment(rgb, au, draw(sample_rng(0, 1, 2)), size)
-        to_chw(out, norm)
+    rgba = with_map(rgb, (au * 255).astype(np.uint8))  # as the training cache holds it
+
+    def after() -> None:  # the current FERDataset.__getitem__ (train mode)
+        d = draw(sample_rng(0, 1, 2))
+        channels = cv2.split(geometry(rgba, d, size))
+        torch.from_numpy(to_tensor_planes(channels[:3], d, norm)), torch.from_numpy(channels[3].astype(np.float32) / 255)
 
     out = {}
     for threads in (1, 2):

@@ -1,14 +1,16 @@
-"""Joint image + AU-map augmentation as ONE affine warp per array (cv2), drawn from a per-(seed, epoch, sample) RNG.
+"""Joint image + AU-map augmentation: ONE cv2 affine warp (the map rides as a 4th image channel), then colour jitter
+and normalisation in one float pass; drawn from a per-(seed, epoch, sample) RNG.
 
-Why not torchvision.transforms.v2: its crop → rotate → flip chain costs ~5 ms a 112 px sample on one thread and
-10-25x that when torch's intra-op threads fight other processes for 2 cores (BENCHMARKS.md, "Training step"); the
-composed warp costs ~0.3 ms and interpolates once. The draw is a pure function of (seed, epoch, sample index), so
-the same sample gets the same augmentation whatever the number of DataLoader workers or DDP processes.
+Why not torchvision.transforms.v2: its crop → rotate → flip chain costs ~10 ms a 112 px sample on one thread and
+10x that when torch's intra-op threads fight other processes for 2 cores (BENCHMARKS.md, "Training step"); this
+costs ~0.3 ms. The draw is a pure function of (seed, epoch, sample index), so a sample gets the same augmentation
+whatever the number of DataLoader workers or DDP processes.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,6 +23,7 @@ CROP_RATIO = (0.9, 1.1)
 DEGREES = 10.0
 FLIP_P = 0.5
 BRIGHTNESS, CONTRAST, SATURATION = 0.3, 0.3, 0.2
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as torchvision's rgb_to_grayscale
 
 
 @dataclass(frozen=True)
@@ -33,27 +36,30 @@ class Draw:
     jitter: tuple[tuple[str, float], ...]  # ("brightness" | "contrast" | "saturation", factor), in order
 
 
-def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The RNG of one sample in one epoch (independent of workers, ranks and the order samples are visited)."""
-    return np.random.default_rng((int(seed) & 0xFFFFFFFF, int(epoch), int(index)))
+def sample_rng(seed: int, epoch: int, index: int) -> random.Random:
+    """The RNG of one sample in one epoch (independent of workers, ranks and the order samples are visited).
+
+    `random.Random` seeded with a string (hashed with SHA-512, the same in every process): ~10x cheaper to create
+    than a NumPy Generator, which matters once per sample.
+    """
+    return random.Random(f"fer-augment:{int(seed)}:{int(epoch)}:{int(index)}")
 
 
-def draw(rng: np.random.Generator) -> Draw:
+def draw(rng: random.Random) -> Draw:
     """Random crop (area CROP_SCALE, aspect CROP_RATIO), rotation ±DEGREES, flip, colour jitter in a random order."""
     area = rng.uniform(*CROP_SCALE)
     ratio = math.exp(rng.uniform(math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])))
     w, h = min(1.0, math.sqrt(area * ratio)), min(1.0, math.sqrt(area / ratio))
     x0, y0 = rng.uniform(0.0, 1.0 - w), rng.uniform(0.0, 1.0 - h)
     angle = rng.uniform(-DEGREES, DEGREES)
-    flip = bool(rng.random() < FLIP_P)
-    factors = {
-        "brightness": rng.uniform(1 - BRIGHTNESS, 1 + BRIGHTNESS),
-        "contrast": rng.uniform(1 - CONTRAST, 1 + CONTRAST),
-        "saturation": rng.uniform(1 - SATURATION, 1 + SATURATION),
-    }
-    order = rng.permutation(3)
-    names = tuple(factors)
-    return Draw((x0, y0, w, h), angle, flip, tuple((names[i], float(factors[names[i]])) for i in order))
+    flip = rng.random() < FLIP_P
+    factors = [
+        ("brightness", rng.uniform(1 - BRIGHTNESS, 1 + BRIGHTNESS)),
+        ("contrast", rng.uniform(1 - CONTRAST, 1 + CONTRAST)),
+        ("saturation", rng.uniform(1 - SATURATION, 1 + SATURATION)),
+    ]
+    rng.shuffle(factors)
+    return Draw((x0, y0, w, h), angle, flip, tuple(factors))
 
 
 def affine(d: Draw, src_hw: Sequence[int], out_size: int) -> np.ndarray:
@@ -84,45 +90,62 @@ def warp(src: np.ndarray, m: np.ndarray, out_size: int) -> np.ndarray:
     return cv2.warpAffine(src, m, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def jitter(rgb: np.ndarray, d: Draw) -> np.ndarray:
-    """Brightness / contrast / saturation on uint8 RGB, saturating after each step (torchvision ColorJitter on uint8, no hue)."""
-    x = np.ascontiguousarray(rgb)
+def jitter_coefficients(d: Draw, channel_means: Sequence[float]) -> tuple[float, float, float]:
+    """(a, b, c) with jittered x = a·x + b·grey(x) + c for every RGB channel: the draw's brightness / contrast /
+    saturation composed in order (each has that form, and so has their composition).
+
+    Brightness scales (a = f), saturation blends with the pixel's grey (ITU-R 601 luma; a = f, b = 1 − f), contrast
+    blends with the image's mean grey (a = f, c = (1 − f)·mean). Exact except that torchvision also clamps to
+    [0, 255] between the steps.
+    """
+    grey_mean = float(_LUMA @ np.asarray(channel_means, np.float64)[:3])
+    a, b, c = 1.0, 0.0, 0.0
     for name, f in d.jitter:
+        current = (a + b) * grey_mean + c  # mean grey after the steps so far (grey(1) = 1)
         if name == "brightness":
-            x = cv2.addWeighted(x, f, x, 0.0, 0.0)
-        elif name == "contrast":
-            mean = cv2.mean(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY))[0]
-            x = cv2.addWeighted(x, f, x, 0.0, (1.0 - f) * mean)
+            a, b, c = f * a, f * b, f * c
+        elif name == "saturation":
+            a, b, c = f * a, f * b + (1.0 - f) * (a + b), f * c + (1.0 - f) * c
         else:
-            grey = cv2.cvtColor(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
-            x = cv2.addWeighted(x, f, grey, 1.0 - f, 0.0)
-    return x
+            a, b, c = f * a, f * b, f * c + (1.0 - f) * current
+    return a, b, c
 
 
 def normalizer(mean: Sequence[float], std: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(scale, shift) float32 (3,1,1) with v·scale − shift = (v / 255 − mean) / std per channel."""
+    """(scale, shift) float32 (3,) with v·scale − shift = (v / 255 − mean) / std per channel."""
     m, sd = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-    return (np.float32(1.0 / 255.0) / sd)[:, None, None], (m / sd)[:, None, None]
+    return np.float32(1.0 / 255.0) / sd, m / sd
 
 
-def to_chw(rgb: np.ndarray, norm: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """uint8 (H,W,3) → float32 (3,H,W) normalised with `normalizer`'s (scale, shift)."""
-    x = rgb.transpose(2, 0, 1).astype(np.float32)
-    x *= norm[0]
-    x -= norm[1]
-    return x
+def to_tensor_planes(planes: Sequence[np.ndarray], d: Draw | None, norm: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """uint8 R, G, B planes (H,W) → float32 (3,H,W): colour-jittered by `d` (None: not), clamped to [0, 255], then
+    normalised with `normalizer`'s (scale, shift). All in float32 on contiguous planes: no uint8 rounding between
+    the steps, and no interleaved-pixel pass (6x faster than converting a transposed (H,W,3) view)."""
+    out = np.empty((3, *planes[0].shape), dtype=np.float32)
+    for c in range(3):
+        out[c] = planes[c]
+    if d is not None:
+        a, b, c0 = jitter_coefficients(d, out.mean(axis=(1, 2), dtype=np.float64))
+        grey = out[0] * np.float32(b * _LUMA[0])
+        grey += out[1] * np.float32(b * _LUMA[1])
+        grey += out[2] * np.float32(b * _LUMA[2])
+        grey += np.float32(c0)
+        out *= np.float32(a)
+        out += grey
+        np.clip(out, 0.0, 255.0, out=out)
+    out *= norm[0][:, None, None]
+    out -= norm[1][:, None, None]
+    return out
 
 
-def augment(
-    rgb: np.ndarray, au: np.ndarray | None, d: Draw, out_size: int
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Apply draw `d`: the same geometric warp to the image and (if given) its AU map, jitter to the image only.
+def geometry(x: np.ndarray, d: Draw, out_size: int) -> np.ndarray:
+    """The draw's crop → rotate → flip of an (H,W[,C]) uint8 array into (out_size, out_size[,C])."""
+    return warp(x, affine(d, x.shape[:2], out_size), out_size)
 
-    Returns the jittered image as uint8 (S,S,3) and the map as float32 (S,S) in [0,1].
-    """
-    img = warp(rgb, affine(d, rgb.shape[:2], out_size), out_size)
-    out_map = None
-    if au is not None:
-        out_map = warp(np.asarray(au, dtype=np.float32), affine(d, au.shape[:2], out_size), out_size)
-        np.clip(out_map, 0.0, 1.0, out=out_map)
-    return jitter(img, d), out_map
+
+def with_map(rgb: np.ndarray, au_u8: np.ndarray) -> np.ndarray:
+    """(S,S,4) uint8: the image with its AU map (stored uint8, any size covering the same frame) as a 4th channel,
+    so that ONE warp moves both (a cv2.warpAffine call costs ~60 us whatever the size, more than a map's pixels)."""
+    h, w = rgb.shape[:2]
+    grid = au_u8 if au_u8.shape == (h, w) else cv2.resize(au_u8, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.dstack([rgb, grid])

@@ -16,7 +16,7 @@ from fer_pipeline.aumaps.store import AUMapReader, open_maps
 from fer_pipeline.core.labels import NEUTRAL
 from fer_pipeline.core.paths import resolve_inside
 from fer_pipeline.data.images import read_image
-from fer_pipeline.train.augment import augment, draw, normalizer, sample_rng, to_chw
+from fer_pipeline.train.augment import Draw, draw, geometry, normalizer, sample_rng, to_tensor_planes, with_map
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,7 +54,7 @@ class FERDataset(Dataset[Sample]):
     """Rows of a manifest → (image (3,S,S) normalised, AU map (H,W) in [0,1], has_map, label, store row).
 
     Train: one affine draw (`augment.py`, a function of `seed`, the epoch and the row) warps the image and the map
-    to the input size (H = W = input_size); colour jitter on the image only.
+    together, the map riding as a 4th image channel (H = W = input_size); colour jitter on the image only.
     Eval: image resized only; the map is returned at its stored size (it covers the whole image, so it stays aligned).
     """
 
@@ -85,6 +85,8 @@ class FERDataset(Dataset[Sample]):
         if self._want_cache(cache_images):
             self.cache = [read_rgb(p, self.input_size) for p in self.paths]
             self.map_cache = self.maps.read_u8(self.rows)  # ~3 KB a row; saves a gzip chunk decode per item
+            if self.train:  # each image carries its map as a 4th channel: one warp per sample moves both
+                self.cache = [with_map(img, m) for img, m in zip(self.cache, self.map_cache, strict=True)]
 
     def _want_cache(self, mode: str | bool) -> bool:
         """Keep decoded images (and maps) in RAM? `auto`: when the images fit in AUTO_CACHE_BYTES."""
@@ -98,19 +100,42 @@ class FERDataset(Dataset[Sample]):
 
     def image(self, i: int) -> np.ndarray:
         """uint8 (S,S,3) RGB of item i (cached or read now)."""
-        return self.cache[i] if self.cache is not None else read_rgb(self.paths[i], self.input_size)
+        return self.cache[i][:, :, :3] if self.cache is not None else read_rgb(self.paths[i], self.input_size)
+
+    def au_u8(self, i: int) -> np.ndarray:
+        """uint8 (S0,S0) stored AU map of item i."""
+        return self.map_cache[i] if self.map_cache is not None else self.maps.read_u8([int(self.rows[i])])[0]
 
     def au_map(self, i: int) -> np.ndarray:
         """float32 (S0,S0) stored AU map of item i in [0,1]."""
-        if self.map_cache is not None:
-            return from_uint8(self.map_cache[i])
-        return self.maps[int(self.rows[i])]
+        return from_uint8(self.au_u8(i))
+
+    def planes(self, i: int, d: Draw | None) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """uint8 R, G, B planes of item i and its float32 map: warped together by draw `d` to the input size (train;
+        the same bytes cached or not), or as read (eval: d is None, the map at its stored size)."""
+        if d is None:
+            return list(cv2.split(np.ascontiguousarray(self.image(i)))), self.au_map(i)
+        rgba = self.cache[i] if self.cache is not None else with_map(self.image(i), self.au_u8(i))
+        channels = cv2.split(geometry(rgba, d, self.input_size))
+        return list(channels[:3]), from_uint8(channels[3])
 
     def __getitem__(self, key: Key) -> Sample:
         epoch, i = key if isinstance(key, tuple) else (0, key)
-        rgb, au = self.image(i), self.au_map(i)
-        if self.train:
-            rgb, au = augment(rgb, au, draw(sample_rng(self.seed, epoch, i)), self.input_size)
-        image = torch.from_numpy(to_chw(rgb, self.norm))
+        d = draw(sample_rng(self.seed, epoch, i)) if self.train else None
+        planes, au = self.planes(i, d)
+        image = torch.from_numpy(to_tensor_planes(planes, d, self.norm))
         au_map = torch.from_numpy(au) if au is not None else torch.zeros(0)  # None: a subclass that reads no maps
         return image, au_map, bool(self.has_map[i]), int(self.labels[i]), int(self.rows[i])
+
+
+def collate(batch: list[Sample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack samples into a batch with NumPy (one thread): torch's default_collate hands a 5 MB copy to the intra-op
+    thread pool, 500 ms instead of 1 ms a batch when other processes hold the cores (BENCHMARKS.md, "Training step")."""
+    images, maps, has_map, labels, rows = zip(*batch, strict=True)
+    return (
+        torch.from_numpy(np.stack([t.numpy() for t in images])),
+        torch.from_numpy(np.stack([t.numpy() for t in maps])),
+        torch.tensor(has_map, dtype=torch.bool),
+        torch.tensor(labels, dtype=torch.int64),
+        torch.tensor(rows, dtype=torch.int64),
+    )

@@ -26,7 +26,7 @@ from fer_pipeline.models import FERModel, create_model, save_model
 from fer_pipeline.models.loss import guided_loss
 from fer_pipeline.train.checkpoint import fingerprint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from fer_pipeline.train.config import TrainConfig
-from fer_pipeline.train.dataset import FERDataset
+from fer_pipeline.train.dataset import FERDataset, collate
 from fer_pipeline.train.distributed import (
     SINGLE,
     DistInfo,
@@ -109,6 +109,7 @@ def _loader(
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.num_workers > 0,
         generator=generator,
+        collate_fn=collate,
     )
 
 
