@@ -33,7 +33,8 @@ def main(method: str, aus: str) -> None:
         live_dir=paths.live_dir(run),
         checkpoint_dir=paths.checkpoint_dir(run),
     )
-    print(f"train {run}: {summary} -> {paths.model_path(run)}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns; rank 0 wrote the model
+        print(f"train {run}: {summary} -> {paths.model_path(run)}")
 
 
 if __name__ == "__main__":
