@@ -1,7 +1,6 @@
 """Stage `aumaps`: render each image's class AU heatmap from its landmarks into HDF5."""
 
-from fer_pipeline.aumaps.build import build_aumaps
-from fer_pipeline.aumaps.store import write_aumap_store
+from fer_pipeline.aumaps.build import build_aumap_store
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.manifest import read_manifest
@@ -16,10 +15,13 @@ def main() -> None:
     manifest = read_manifest(paths.manifest_path(dataset))
     table = read_landmark_store(paths.landmark_store(dataset))
     settings = {k: p[k] for k in ("codebook", "size", "radius", "smoothing")}
-    maps, has_map = build_aumaps(
+    out = paths.aumap_store(dataset)
+    has_map = build_aumap_store(  # streamed chunk by chunk: memory does not grow with N
+        out,
         manifest["sample_id"].tolist(),
         manifest["label"].to_numpy(),
         table,
+        settings,
         codebook=str(p["codebook"]),
         size=int(p["size"]),
         radius=float(p["radius"]),
@@ -27,9 +29,7 @@ def main() -> None:
         n_jobs=int(p["n_jobs"]),
         chunk_size=int(p["chunk_size"]),
     )
-    out = paths.aumap_store(dataset)
-    write_aumap_store(out, manifest["sample_id"].tolist(), maps, has_map, settings)
-    print(f"aumaps: {len(maps)} maps, {int(has_map.sum())} with AUs -> {out}")
+    print(f"aumaps: {len(has_map)} maps, {int(has_map.sum())} with AUs -> {out}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,11 @@
 """Stage `evaluate@<method>-<noaus|aus>`: CL, CAM-COS, ATT-COS, extra map metrics, deletion, figures on the test split."""
 
+import os
 import sys
+
+# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning, which matters when the cores are shared
+# (0.59x the step time with 4 other processes on 2 cores, BENCHMARKS.md "Training step").
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params

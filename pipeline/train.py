@@ -1,6 +1,11 @@
 """Stage `train@<method>-<noaus|aus>`: train one model; λ = 0 without AUs, `train.lambda` with."""
 
+import os
 import sys
+
+# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning, which matters when the cores are shared
+# (0.59x the step time with 4 other processes on 2 cores, BENCHMARKS.md "Training step").
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
@@ -32,7 +37,8 @@ def main(method: str, aus: str) -> None:
         checkpoint_dir=paths.checkpoint_dir(run),
         model_kwargs=options,
     )
-    print(f"train {run}: {summary} -> {paths.model_path(run)}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns; rank 0 wrote the model
+        print(f"train {run}: {summary} -> {paths.model_path(run)}")
 
 
 if __name__ == "__main__":

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
-from fer_pipeline.aumaps.render import render_maps, to_uint8
+from fer_pipeline.aumaps.render import BLOCK, render_maps, to_uint8
+from fer_pipeline.aumaps.store import stream_aumap_store
 from fer_pipeline.core.codebook import CODEBOOKS
 from fer_pipeline.core.labels import LABELS, NEUTRAL
 from fer_pipeline.landmarks.store import LandmarkTable
@@ -45,13 +47,20 @@ def _render_chunk(
     radius: float,
     smoothing: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Worker: render one chunk and return it already as uint8 (so float32 never exists for all N at once)."""
+    """Worker: render one chunk as uint8, BLOCK rows at a time (float32 maps and their temporaries, ~50 KB a row at
+    S=56, exist for one block only: a worker's memory does not grow with chunk_size)."""
     pts = np.where(usable[:, None, None], landmarks, np.float32(np.nan)).astype(np.float32)
-    maps, has_map = render_maps(pts, image_size, labels, codebook=codebook, size=size, radius=radius, smoothing=smoothing)
-    return to_uint8(maps), has_map
+    n = len(labels)
+    out, has_map = np.zeros((n, size, size), dtype=np.uint8), np.zeros(n, dtype=bool)
+    for s in range(0, n, BLOCK):
+        rows = slice(s, s + BLOCK)
+        maps, has = render_maps(pts[rows], image_size[rows], labels[rows], codebook=codebook, size=size, radius=radius,
+                                smoothing=smoothing)
+        out[rows], has_map[rows] = to_uint8(maps), has
+    return out, has_map
 
 
-def build_aumaps(
+def render_chunks(
     sample_ids: Sequence[str],
     labels: np.ndarray | Sequence[int],
     table: LandmarkTable,
@@ -64,13 +73,8 @@ def build_aumaps(
     chunk_size: int = 512,
     backend: str | None = None,
     progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 maps (N,size,size) and has_map bool (N,) for every manifest row, in manifest order.
-
-    Rows are split into fixed chunks of `chunk_size` (independent of `n_jobs`, so the bytes are the same for any
-    `n_jobs`); each chunk is rendered by a joblib worker (`backend`: None = loky, or e.g. "dask"). Rows whose
-    landmark status is not usable, and neutral rows, get an all-zero map and has_map False.
-    """
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(start row, uint8 maps, has_map) per chunk of `chunk_size` rows, in manifest order (see `build_aumaps`)."""
     if codebook not in CODEBOOKS:
         raise ValueError(f"unknown codebook {codebook!r}; valid: {', '.join(CODEBOOKS)}")
     if int(chunk_size) < 1:
@@ -82,8 +86,6 @@ def build_aumaps(
         raise ValueError(f"labels must have one entry per row ({n}), got shape {lab.shape}")
     size, chunk_size = int(size), int(chunk_size)
     usable = table.usable
-    maps = np.zeros((n, size, size), dtype=np.uint8)
-    has_map = np.zeros(n, dtype=bool)
     starts = range(0, n, chunk_size)
     jobs = (
         delayed(_render_chunk)(
@@ -102,10 +104,50 @@ def build_aumaps(
     parallel = Parallel(n_jobs=n_jobs if len(starts) > 1 else 1, backend=backend, return_as="generator")
     with tqdm(total=n, unit="maps", desc="aumaps", disable=not progress, dynamic_ncols=True) as bar:
         for s, (u8, has) in zip(starts, parallel(jobs), strict=True):
-            maps[s : s + len(has)] = u8
-            has_map[s : s + len(has)] = has
+            yield s, u8, has
             bar.update(len(has))
+
+
+def build_aumaps(
+    sample_ids: Sequence[str],
+    labels: np.ndarray | Sequence[int],
+    table: LandmarkTable,
+    **options: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 maps (N,size,size) and has_map bool (N,) for every manifest row, in manifest order, in memory.
+
+    Rows are split into fixed chunks of `chunk_size` (independent of `n_jobs`, so the bytes are the same for any
+    `n_jobs`); each chunk is rendered by a joblib worker (`backend`: None = loky, or e.g. "dask"). Rows whose
+    landmark status is not usable, and neutral rows, get an all-zero map and has_map False. Options: codebook, size,
+    radius, smoothing, n_jobs, chunk_size, backend, progress (`render_chunks`). The stage streams instead
+    (`build_aumap_store`): memory does not grow with N.
+    """
+    size = int(options.get("size", 56))
+    n = len(table.sample_id)
+    maps = np.zeros((n, size, size), dtype=np.uint8)
+    has_map = np.zeros(n, dtype=bool)
+    for s, u8, has in render_chunks(sample_ids, labels, table, **options):
+        maps[s : s + len(has)] = u8
+        has_map[s : s + len(has)] = has
     return maps, has_map
+
+
+def build_aumap_store(
+    path: str | Path,
+    sample_ids: Sequence[str],
+    labels: np.ndarray | Sequence[int],
+    table: LandmarkTable,
+    attrs: dict[str, Any],
+    **options: Any,
+) -> np.ndarray:
+    """Render every row's map and stream it chunk by chunk into the store at `path`; returns has_map (N,)."""
+    size = int(options.get("size", 56))
+    with stream_aumap_store(path, sample_ids, size, attrs) as put:
+        has_map = np.zeros(len(table.sample_id), dtype=bool)
+        for s, u8, has in render_chunks(sample_ids, labels, table, **options):
+            put(s, u8, has)
+            has_map[s : s + len(has)] = has
+    return has_map
 
 
 def summarize(labels: np.ndarray | Sequence[int], has_map: np.ndarray, table: LandmarkTable | None = None) -> dict[str, Any]:

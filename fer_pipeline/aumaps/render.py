@@ -127,4 +127,6 @@ def to_uint8(maps: np.ndarray) -> np.ndarray:
 
 def from_uint8(u8: np.ndarray) -> np.ndarray:
     """Stored uint8 maps -> float32 in [0,1] (255 -> exactly 1.0)."""
-    return np.asarray(u8, dtype=np.float32) / np.float32(255.0)
+    out = np.asarray(u8).astype(np.float32)  # one new array, divided in place (the same values as u8 / 255)
+    out /= np.float32(255.0)
+    return out

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,47 @@ def _missing(path: Path) -> FileNotFoundError:
     return FileNotFoundError(f"AU map store {path} not found; run `dvc repro aumaps` (or `dvc pull {path}`)")
 
 
+#: put(start, maps_u8 (k,S,S), has_map (k,)): write rows start..start+k-1 of a store being streamed.
+PutRows = Callable[[int, np.ndarray, np.ndarray], None]
+
+
+@contextlib.contextmanager
+def stream_aumap_store(path: str | Path, sample_ids: Sequence[str], size: int, attrs: Mapping[str, Any]) -> Iterator[PutRows]:
+    """Create the store and yield `put` to write it block by block (memory: one block, not N maps); atomic on success.
+
+    Rows never `put` stay all-zero with has_map False. Same blocks in the same order → same bytes.
+    """
+    n, size = len(sample_ids), int(size)
+    if "size" in attrs and int(attrs["size"]) != size:
+        raise ValueError(f"attrs size={attrs['size']} but the maps are {size}x{size}")
+    has_map = np.zeros(n, dtype=bool)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        h5.create_strings(f, "sample_id", list(sample_ids))
+        maps = f.create_dataset(
+            "maps",
+            shape=(n, size, size),
+            dtype=np.uint8,
+            chunks=(min(n, CHUNK_ROWS), size, size) if n else None,
+            compression="gzip" if n else None,
+            compression_opts=GZIP_LEVEL if n else None,
+            track_times=False,
+        )
+
+        def put(start: int, block: np.ndarray, has: np.ndarray) -> None:
+            block, has = np.asarray(block), np.asarray(has, dtype=bool)
+            if block.dtype != np.uint8 or block.shape[1:] != (size, size) or has.shape != block.shape[:1]:
+                raise ValueError(f"put({start}): need uint8 (k,{size},{size}) maps and (k,) has_map, got {block.dtype} "
+                                 f"{block.shape} and {has.shape}")
+            if not 0 <= start <= n - len(block):
+                raise ValueError(f"put({start}): rows {start}..{start + len(block) - 1} outside the store's {n} rows")
+            maps[start : start + len(block)] = block
+            has_map[start : start + len(block)] = has
+
+        yield put
+        h5.create(f, "has_map", has_map)
+        h5.set_attrs(f, {**attrs, "size": size, "fer_pipeline": __version__})
+
+
 def write_aumap_store(
     path: str | Path, sample_ids: Sequence[str], maps_u8: np.ndarray, has_map: np.ndarray, attrs: Mapping[str, Any]
 ) -> None:
@@ -52,17 +94,9 @@ def write_aumap_store(
         raise ValueError(f"maps_u8 must be uint8 (N, S, S) with N = {n} sample ids; got {maps_u8.dtype} {maps_u8.shape}")
     if has_map.shape != (n,):
         raise ValueError(f"has_map must be bool ({n},), got shape {has_map.shape}")
-    size = maps_u8.shape[-1]
-    if "size" in attrs and int(attrs["size"]) != size:
-        raise ValueError(f"attrs size={attrs['size']} but the maps are {size}x{size}")
-    chunks = (min(n, CHUNK_ROWS), size, size) if n else None
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        h5.create_strings(f, "sample_id", list(sample_ids))
-        h5.create(
-            f, "maps", maps_u8, chunks=chunks, compression="gzip" if n else None, compression_opts=GZIP_LEVEL if n else None
-        )
-        h5.create(f, "has_map", has_map)
-        h5.set_attrs(f, {**attrs, "size": int(size), "fer_pipeline": __version__})
+    with stream_aumap_store(path, sample_ids, maps_u8.shape[-1], attrs) as put:
+        if n:
+            put(0, maps_u8, has_map)
 
 
 def read_aumap_store(path: str | Path) -> AUMapTable:

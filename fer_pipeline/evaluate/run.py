@@ -20,7 +20,7 @@ from fer_pipeline.core.labels import LABELS, NUM_CLASSES
 from fer_pipeline.evaluate.metrics import accuracy, au_macro, confusion_matrix, macro_f1, per_class_mean
 from fer_pipeline.models import FERModel, load_model
 from fer_pipeline.models.maps import attention, cosine, resize
-from fer_pipeline.train.dataset import FERDataset
+from fer_pipeline.train.dataset import FERDataset, collate
 
 #: The paper's Table 2 reports ATT-COS of the last stage.
 ATT_LAYER = 5
@@ -191,7 +191,9 @@ def evaluate_model(
         raise ValueError(f"the manifest has no {split!r} rows; splits present: {sorted(manifest['split'].unique())}")
     ds = FERDataset(rows, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std)
     pin = dev.type == "cuda"
-    loader = DataLoader(ds, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers), pin_memory=pin)
+    loader = DataLoader(
+        ds, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers), pin_memory=pin, collate_fn=collate
+    )
     inf = infer(model, loader, device=dev, layers=model.layer_names, progress=True, keep_maps=keep_maps)
     cue = rows["cue"].to_numpy() if "cue" in rows.columns else None
     metrics, confusion = summarize(inf, cue)

@@ -10,14 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
 
 from fer_pipeline.aumaps.render import from_uint8
 from fer_pipeline.aumaps.store import AUMapReader, open_maps
 from fer_pipeline.core.labels import NEUTRAL
 from fer_pipeline.core.paths import resolve_inside
 from fer_pipeline.data.images import read_image
+from fer_pipeline.train.augment import Draw, draw, geometry, normalizer, sample_rng, to_tensor_planes, with_map
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -25,6 +24,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 AUTO_CACHE_BYTES = 500 * 2**20
 
 Sample = tuple[torch.Tensor, torch.Tensor, bool, int, int]
+#: A dataset key: a row index, or (epoch, row index) from `EpochSampler` so that the augmentation draw is per epoch.
+Key = int | tuple[int, int]
 
 
 def read_rgb(path: str | Path, size: int) -> np.ndarray:
@@ -49,31 +50,11 @@ def store_rows(reader: AUMapReader, sample_ids: Sequence[str]) -> np.ndarray:
     return np.fromiter((row_of[sid] for sid in sample_ids), dtype=np.int64, count=len(sample_ids))
 
 
-def geometric(input_size: int) -> v2.Transform:
-    """The joint geometric draw (image and map get the same crop, rotation and flip)."""
-    return v2.Compose(
-        [
-            v2.RandomResizedCrop(input_size, scale=(0.75, 1.0), ratio=(0.9, 1.1), antialias=True),
-            v2.RandomRotation(10.0),
-            v2.RandomHorizontalFlip(),
-        ]
-    )
-
-
-def photometric() -> v2.Transform:
-    """Colour jitter for the RGB image only (never applied to the map)."""
-    return v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.2)  # no hue: its HSV round trip costs 3x the rest
-
-
-def normalize(mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> v2.Transform:
-    """uint8 image → float, normalised with the backbone's mean/std (ImageNet for timm ResNets)."""
-    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
-
-
 class FERDataset(Dataset[Sample]):
     """Rows of a manifest → (image (3,S,S) normalised, AU map (H,W) in [0,1], has_map, label, store row).
 
-    Train: the map is upsampled to the image size and transformed jointly with it (H = W = input_size).
+    Train: one affine draw (`augment.py`, a function of `seed`, the epoch and the row) warps the image and the map
+    together, the map riding as a 4th image channel (H = W = input_size); colour jitter on the image only.
     Eval: image resized only; the map is returned at its stored size (it covers the whole image, so it stays aligned).
     """
 
@@ -88,6 +69,7 @@ class FERDataset(Dataset[Sample]):
         cache_images: str | bool = "auto",
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
+        seed: int = 0,
     ) -> None:
         self.input_size = int(input_size)
         self.train = bool(train)
@@ -97,14 +79,14 @@ class FERDataset(Dataset[Sample]):
         self.labels = manifest_rows["label"].to_numpy(dtype=np.int64)
         self.rows = store_rows(self.maps, manifest_rows["sample_id"].astype(str).tolist())
         self.has_map = self.maps.has_map[self.rows] & (self.labels != NEUTRAL)
-        self.geometric = geometric(self.input_size)
-        self.photometric = photometric()
-        self.normalize = normalize(mean, std)
+        self.norm, self.seed = normalizer(mean, std), int(seed)
         self.cache: list[np.ndarray] | None = None
         self.map_cache: np.ndarray | None = None
         if self._want_cache(cache_images):
             self.cache = [read_rgb(p, self.input_size) for p in self.paths]
             self.map_cache = self.maps.read_u8(self.rows)  # ~3 KB a row; saves a gzip chunk decode per item
+            if self.train:  # each image carries its map as a 4th channel: one warp per sample moves both
+                self.cache = [with_map(img, m) for img, m in zip(self.cache, self.map_cache, strict=True)]
 
     def _want_cache(self, mode: str | bool) -> bool:
         """Keep decoded images (and maps) in RAM? `auto`: when the images fit in AUTO_CACHE_BYTES."""
@@ -118,24 +100,42 @@ class FERDataset(Dataset[Sample]):
 
     def image(self, i: int) -> np.ndarray:
         """uint8 (S,S,3) RGB of item i (cached or read now)."""
-        return self.cache[i] if self.cache is not None else read_rgb(self.paths[i], self.input_size)
+        return self.cache[i][:, :, :3] if self.cache is not None else read_rgb(self.paths[i], self.input_size)
+
+    def au_u8(self, i: int) -> np.ndarray:
+        """uint8 (S0,S0) stored AU map of item i."""
+        return self.map_cache[i] if self.map_cache is not None else self.maps.read_u8([int(self.rows[i])])[0]
 
     def au_map(self, i: int) -> np.ndarray:
         """float32 (S0,S0) stored AU map of item i in [0,1]."""
-        if self.map_cache is not None:
-            return from_uint8(self.map_cache[i])
-        return self.maps[int(self.rows[i])]
+        return from_uint8(self.au_u8(i))
 
-    def __getitem__(self, i: int) -> Sample:
-        img = tv_tensors.Image(torch.from_numpy(self.image(i)).permute(2, 0, 1).contiguous())
-        au = self.au_map(i)
-        if self.train:
-            au = cv2.resize(au, (self.input_size, self.input_size), interpolation=cv2.INTER_LINEAR)
-            au_t = tv_tensors.Image(torch.from_numpy(au)[None])
-            img, au_t = self.geometric(img, au_t)
-            img = self.photometric(img)
-            au_map = au_t.as_subclass(torch.Tensor)[0].clamp_(0.0, 1.0)
-        else:
-            au_map = torch.from_numpy(au)
-        image = self.normalize(img).as_subclass(torch.Tensor)
+    def planes(self, i: int, d: Draw | None) -> tuple[list[np.ndarray], np.ndarray | None]:
+        """uint8 R, G, B planes of item i and its float32 map: warped together by draw `d` to the input size (train;
+        the same bytes cached or not), or as read (eval: d is None, the map at its stored size)."""
+        if d is None:
+            return list(cv2.split(np.ascontiguousarray(self.image(i)))), self.au_map(i)
+        rgba = self.cache[i] if self.cache is not None else with_map(self.image(i), self.au_u8(i))
+        channels = cv2.split(geometry(rgba, d, self.input_size))
+        return list(channels[:3]), from_uint8(channels[3])
+
+    def __getitem__(self, key: Key) -> Sample:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        d = draw(sample_rng(self.seed, epoch, i)) if self.train else None
+        planes, au = self.planes(i, d)
+        image = torch.from_numpy(to_tensor_planes(planes, d, self.norm))
+        au_map = torch.from_numpy(au) if au is not None else torch.zeros(0)  # None: a subclass that reads no maps
         return image, au_map, bool(self.has_map[i]), int(self.labels[i]), int(self.rows[i])
+
+
+def collate(batch: list[Sample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stack samples into a batch with NumPy (one thread): torch's default_collate hands a 5 MB copy to the intra-op
+    thread pool, 500 ms instead of 1 ms a batch when other processes hold the cores (BENCHMARKS.md, "Training step")."""
+    images, maps, has_map, labels, rows = zip(*batch, strict=True)
+    return (
+        torch.from_numpy(np.stack([t.numpy() for t in images])),
+        torch.from_numpy(np.stack([t.numpy() for t in maps])),
+        torch.tensor(has_map, dtype=torch.bool),
+        torch.tensor(labels, dtype=torch.int64),
+        torch.tensor(rows, dtype=torch.int64),
+    )

@@ -7,10 +7,11 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -27,7 +28,20 @@ from fer_pipeline.models import FERModel, create_model, save_model
 from fer_pipeline.models.loss import guided_loss
 from fer_pipeline.train.checkpoint import fingerprint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from fer_pipeline.train.config import TrainConfig
-from fer_pipeline.train.dataset import FERDataset
+from fer_pipeline.train.dataset import FERDataset, collate
+from fer_pipeline.train.distributed import (
+    SINGLE,
+    DistInfo,
+    EpochSampler,
+    NullLive,
+    cpu_threads,
+    finish,
+    init_distributed,
+    per_rank_batch,
+    rank_device,
+    reduce_sum,
+    wrap_model,
+)
 
 
 def seed_everything(seed: int) -> None:
@@ -46,12 +60,17 @@ def amp_dtype(device: torch.device, mode: str) -> torch.dtype | None:
     return torch.bfloat16
 
 
-def set_cpu_threads(threads: int) -> None:
-    """Intra-op threads: `threads`, else OMP_NUM_THREADS when set, else every CPU this process may run on."""
+def set_cpu_threads(threads: int, info: DistInfo = SINGLE) -> None:
+    """Intra-op threads: `threads`, else OMP_NUM_THREADS when set, else this process's share of the CPUs.
+
+    OpenCV runs single-threaded: the data path works one small image at a time, where a thread pool only adds
+    hand-offs that stall when other processes hold the cores (BENCHMARKS.md, "Training step").
+    """
+    cv2.setNumThreads(1)
     if not threads and os.environ.get("OMP_NUM_THREADS"):
         return
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(threads or available)
+    torch.set_num_threads(cpu_threads(threads, info, available))
 
 
 def lr_factor(step: int, *, total: int, warmup: int) -> float:
@@ -70,17 +89,29 @@ def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def _loader(ds: FERDataset, cfg: TrainConfig, *, train: bool, device: torch.device, generator: torch.Generator) -> DataLoader:
-    """Shuffled, last-partial-batch-dropping loader for training; ordered for validation."""
+def _loader(
+    ds: FERDataset,
+    cfg: TrainConfig,
+    *,
+    train: bool,
+    device: torch.device,
+    generator: torch.Generator,
+    sampler: EpochSampler | None = None,
+    batch_size: int | None = None,
+) -> DataLoader:
+    """Training: `sampler`'s (epoch, index) keys, last partial batch dropped; validation: in order."""
+    batch_size = batch_size or cfg.batch_size
     return DataLoader(
         ds,
-        batch_size=cfg.batch_size,
-        shuffle=train,
-        drop_last=train and len(ds) > cfg.batch_size,
+        batch_size=batch_size,
+        shuffle=train and sampler is None,
+        sampler=sampler,
+        drop_last=train and len(sampler if sampler is not None else ds) > batch_size,
         num_workers=cfg.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=cfg.num_workers > 0,
         generator=generator,
+        collate_fn=collate,
     )
 
 
@@ -119,14 +150,15 @@ def train_epoch(
     device: torch.device,
     dtype: torch.dtype | None,
     desc: str,
+    info: DistInfo = SINGLE,
 ) -> dict[str, float]:
-    """One pass over the training loader; mean loss / ce / align over batches."""
+    """One pass over the training loader; mean loss / ce / align over batches (and over processes under DDP)."""
     model.train()
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     n = 0
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
     fmt = torch.channels_last  # faster on CUDA and on CPU (oneDNN): 1.2 vs 1.6 s/step for resnet18 os16 @112 bs32
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
+    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not info.is_main)
     for x, au, has_map, y, _ in bar:
         x = x.to(device, non_blocking=True, memory_format=fmt)
         au, has_map, y = au.to(device, non_blocking=True), has_map.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -146,8 +178,20 @@ def train_epoch(
         n += 1
         if device.type == "cpu" or n % 20 == 0:  # avoid a GPU sync on every step
             bar.set_postfix(loss=f"{sums[0].item() / n:.3f}", refresh=False)
+    sums, n = reduce_sum(sums, info), n * info.world  # every process runs the same number of steps
     means = (sums / max(n, 1)).tolist()
     return {"loss": means[0], "ce": means[1], "align": means[2]}
+
+
+@contextlib.contextmanager
+def _live(live_dir: Path, is_main: bool) -> Iterator[Any]:
+    """DVCLive on rank 0 (staged in a temp folder renamed onto `live_dir` at the end); a no-op logger elsewhere."""
+    if not is_main:
+        with NullLive() as live:
+            yield live
+        return
+    with atomic_dir(live_dir) as staging, Live(str(staging), dvcyaml=False, save_dvc_exp=False) as live:
+        yield live
 
 
 def train_model(
@@ -172,8 +216,10 @@ def train_model(
     if lam < 0:
         raise ValueError(f"lambda must be >= 0, got {lam}")
     device = resolve_device(cfg.device)
+    info = init_distributed(device)  # torchrun: one process per GPU (nccl) or per CPU share (gloo)
+    device = rank_device(device, info)
     if device.type == "cpu":
-        set_cpu_threads(cfg.threads)
+        set_cpu_threads(cfg.threads, info)
     seed_everything(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     dtype = amp_dtype(device, cfg.amp)
@@ -185,7 +231,8 @@ def train_model(
     model.check_layers(cfg.layers)
     model.to(device)
     model = model.to(memory_format=torch.channels_last)
-    forward: nn.Module = torch.compile(model) if cfg.compile else model
+    forward: nn.Module = wrap_model(model, device, info)
+    forward = torch.compile(forward) if cfg.compile else forward
 
     train_rows = manifest[manifest["split"] == "train"]
     val_rows = manifest[manifest["split"] == "val"]
@@ -199,9 +246,11 @@ def train_model(
         "mean": model.mean,
         "std": model.std,
     }
-    train_ds = FERDataset(train_rows, train=True, **common)
-    val_ds = FERDataset(val_rows, train=False, **common) if not val_rows.empty else None
-    train_loader = _loader(train_ds, cfg, train=True, device=device, generator=generator)
+    train_ds = FERDataset(train_rows, train=True, seed=cfg.seed, **common)
+    val_ds = FERDataset(val_rows, train=False, **common) if not val_rows.empty and info.is_main else None
+    sampler = EpochSampler(train_ds, seed=cfg.seed, info=info)
+    per_rank = per_rank_batch(cfg.batch_size, info)
+    train_loader = _loader(train_ds, cfg, train=True, device=device, generator=generator, sampler=sampler, batch_size=per_rank)
     val_loader = _loader(val_ds, cfg, train=False, device=device, generator=generator) if val_ds else None
 
     opt = make_optimizer(cfg, model)
@@ -229,10 +278,10 @@ def train_model(
     first_layer = cfg.layers[0]
     t0, train_seconds, done_steps = time.perf_counter(), 0.0, 0
     last = min(cfg.epochs, stop_after_epoch) if stop_after_epoch is not None else cfg.epochs
-    # DVCLive writes into a temp folder that replaces `live_dir` when the run ends (killed: `live_dir` untouched). On
-    # resume the epochs before the checkpoint are replayed from its history, so the logs equal an uninterrupted run's
-    # even when DVC deleted `live_dir` or the kill fell between a log line and the checkpoint.
-    with atomic_dir(live_dir) as staging, Live(str(staging), dvcyaml=False, save_dvc_exp=False) as live:
+    # DVCLive (rank 0 only) writes into a temp folder that replaces `live_dir` when the run ends (killed: `live_dir`
+    # untouched). On resume the epochs before the checkpoint are replayed from its history, so the logs equal an
+    # uninterrupted run's even when DVC deleted `live_dir` or the kill fell between a log line and the checkpoint.
+    with _live(live_dir, info.is_main) as live:
         live.log_params({**run_config, "layers": ",".join(map(str, cfg.layers))})
         for logged in history:
             for name, value in logged.items():
@@ -241,6 +290,7 @@ def train_model(
         live.step = start  # (equal unless the checkpoint predates the history)
         for epoch in range(start + 1, last + 1):
             lr, t_epoch = opt.param_groups[0]["lr"], time.perf_counter()
+            sampler.set_epoch(epoch)
             stats = train_epoch(
                 forward,
                 train_loader,
@@ -252,6 +302,7 @@ def train_model(
                 device=device,
                 dtype=dtype,
                 desc=f"epoch {epoch}/{cfg.epochs}",
+                info=info,
             )
             train_seconds += time.perf_counter() - t_epoch
             done_steps += steps
@@ -273,11 +324,12 @@ def train_model(
             for name, value in logged.items():
                 live.log_metric(name, value)
             history.append(logged)
-            tqdm.write(
-                f"epoch {epoch}/{cfg.epochs}: loss {stats['loss']:.4f} (ce {stats['ce']:.4f}, align {stats['align']:.4f})"
-                f"  val acc {val_acc:.2f}  att_cos {val_att:.3f}  lr {lr:.4g}"
-            )
-            if ckpt_path is not None:
+            if info.is_main:
+                tqdm.write(
+                    f"epoch {epoch}/{cfg.epochs}: loss {stats['loss']:.4f} (ce {stats['ce']:.4f}, align {stats['align']:.4f})"
+                    f"  val acc {val_acc:.2f}  att_cos {val_att:.3f}  lr {lr:.4g}"
+                )
+            if ckpt_path is not None and info.is_main:
                 save_checkpoint(
                     ckpt_path,
                     {
@@ -308,8 +360,9 @@ def train_model(
         if summary["finished"]:
             live.log_metric("best/val_acc", best_acc, plot=False)
             live.log_metric("best/epoch", best_epoch, plot=False)
-    if summary["finished"]:
+    if summary["finished"] and info.is_main:
         if best_state is not None:
             model.load_state_dict(best_state)
         save_model(model_out, model, {**run_config, "best_epoch": best_epoch, "best_val_acc": best_acc})
+    finish(info)
     return summary

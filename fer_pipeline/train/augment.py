@@ -1,0 +1,151 @@
+"""Joint image + AU-map augmentation: ONE cv2 affine warp (the map rides as a 4th image channel), then colour jitter
+and normalisation in one float pass; drawn from a per-(seed, epoch, sample) RNG.
+
+Why not torchvision.transforms.v2: its crop → rotate → flip chain costs ~10 ms a 112 px sample on one thread and
+10x that when torch's intra-op threads fight other processes for 2 cores (BENCHMARKS.md, "Training step"); this
+costs ~0.3 ms. The draw is a pure function of (seed, epoch, sample index), so a sample gets the same augmentation
+whatever the number of DataLoader workers or DDP processes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+#: RandomResizedCrop-style area and aspect ranges, rotation (degrees), flip probability, colour jitter strengths.
+CROP_SCALE = (0.75, 1.0)
+CROP_RATIO = (0.9, 1.1)
+DEGREES = 10.0
+FLIP_P = 0.5
+BRIGHTNESS, CONTRAST, SATURATION = 0.3, 0.3, 0.2
+_LUMA = np.array([0.299, 0.587, 0.114])  # ITU-R 601, as torchvision's rgb_to_grayscale
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One sample's augmentation: crop box in unit coordinates, rotation, flip, and jitter factors in applied order."""
+
+    box: tuple[float, float, float, float]  # x0, y0, w, h as fractions of the source image
+    angle: float  # degrees, counter-clockwise as seen on screen
+    flip: bool
+    jitter: tuple[tuple[str, float], ...]  # ("brightness" | "contrast" | "saturation", factor), in order
+
+
+def sample_rng(seed: int, epoch: int, index: int) -> random.Random:
+    """The RNG of one sample in one epoch (independent of workers, ranks and the order samples are visited).
+
+    `random.Random` seeded with a string (hashed with SHA-512, the same in every process): ~10x cheaper to create
+    than a NumPy Generator, which matters once per sample.
+    """
+    return random.Random(f"fer-augment:{int(seed)}:{int(epoch)}:{int(index)}")
+
+
+def draw(rng: random.Random) -> Draw:
+    """Random crop (area CROP_SCALE, aspect CROP_RATIO), rotation ±DEGREES, flip, colour jitter in a random order."""
+    area = rng.uniform(*CROP_SCALE)
+    ratio = math.exp(rng.uniform(math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])))
+    w, h = min(1.0, math.sqrt(area * ratio)), min(1.0, math.sqrt(area / ratio))
+    x0, y0 = rng.uniform(0.0, 1.0 - w), rng.uniform(0.0, 1.0 - h)
+    angle = rng.uniform(-DEGREES, DEGREES)
+    flip = rng.random() < FLIP_P
+    factors = [
+        ("brightness", rng.uniform(1 - BRIGHTNESS, 1 + BRIGHTNESS)),
+        ("contrast", rng.uniform(1 - CONTRAST, 1 + CONTRAST)),
+        ("saturation", rng.uniform(1 - SATURATION, 1 + SATURATION)),
+    ]
+    rng.shuffle(factors)
+    return Draw((x0, y0, w, h), angle, flip, tuple(factors))
+
+
+def affine(d: Draw, src_hw: Sequence[int], out_size: int) -> np.ndarray:
+    """2x3 forward matrix (source pixel → output pixel, pixel-centre convention) of crop → rotate → flip.
+
+    Expressed through unit coordinates, so an image and its lower-resolution AU map covering the same frame get
+    the same geometric transform.
+    """
+    h_src, w_src = float(src_hw[0]), float(src_hw[1])
+    x0, y0, w, h = d.box
+    s = float(out_size)
+    # source pixel centre p → unit (p + 0.5) / n → crop frame → output continuous coords → output pixel index (-0.5)
+    crop = np.array(
+        [
+            [s / (w * w_src), 0.0, s * (0.5 / w_src - x0) / w - 0.5],
+            [0.0, s / (h * h_src), s * (0.5 / h_src - y0) / h - 0.5],
+            [0.0, 0.0, 1.0],
+        ]
+    )
+    c = (s - 1.0) / 2.0
+    rot = np.vstack([cv2.getRotationMatrix2D((c, c), d.angle, 1.0), [0, 0, 1]])
+    flip = np.array([[-1.0, 0.0, s - 1.0], [0.0, 1.0, 0.0], [0, 0, 1]]) if d.flip else np.eye(3)
+    return (flip @ rot @ crop)[:2]
+
+
+def warp(src: np.ndarray, m: np.ndarray, out_size: int) -> np.ndarray:
+    """Bilinear warp of `src` (H,W[,C]) by forward matrix `m` into (out_size, out_size[,C]); outside → 0."""
+    return cv2.warpAffine(src, m, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def jitter_coefficients(d: Draw, channel_means: Sequence[float]) -> tuple[float, float, float]:
+    """(a, b, c) with jittered x = a·x + b·grey(x) + c for every RGB channel: the draw's brightness / contrast /
+    saturation composed in order (each has that form, and so has their composition).
+
+    Brightness scales (a = f), saturation blends with the pixel's grey (ITU-R 601 luma; a = f, b = 1 − f), contrast
+    blends with the image's mean grey (a = f, c = (1 − f)·mean). Exact except that torchvision also clamps to
+    [0, 255] between the steps.
+    """
+    grey_mean = float(_LUMA @ np.asarray(channel_means, np.float64)[:3])
+    a, b, c = 1.0, 0.0, 0.0
+    for name, f in d.jitter:
+        current = (a + b) * grey_mean + c  # mean grey after the steps so far (grey(1) = 1)
+        if name == "brightness":
+            a, b, c = f * a, f * b, f * c
+        elif name == "saturation":
+            a, b, c = f * a, f * b + (1.0 - f) * (a + b), f * c + (1.0 - f) * c
+        else:
+            a, b, c = f * a, f * b, f * c + (1.0 - f) * current
+    return a, b, c
+
+
+def normalizer(mean: Sequence[float], std: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, shift) float32 (3,) with v·scale − shift = (v / 255 − mean) / std per channel."""
+    m, sd = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    return np.float32(1.0 / 255.0) / sd, m / sd
+
+
+def to_tensor_planes(planes: Sequence[np.ndarray], d: Draw | None, norm: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """uint8 R, G, B planes (H,W) → float32 (3,H,W): colour-jittered by `d` (None: not), clamped to [0, 255], then
+    normalised with `normalizer`'s (scale, shift). All in float32 on contiguous planes: no uint8 rounding between
+    the steps, and no interleaved-pixel pass (6x faster than converting a transposed (H,W,3) view)."""
+    out = np.empty((3, *planes[0].shape), dtype=np.float32)
+    for c in range(3):
+        out[c] = planes[c]
+    if d is not None:
+        a, b, c0 = jitter_coefficients(d, out.mean(axis=(1, 2), dtype=np.float64))
+        grey = out[0] * np.float32(b * _LUMA[0])
+        grey += out[1] * np.float32(b * _LUMA[1])
+        grey += out[2] * np.float32(b * _LUMA[2])
+        grey += np.float32(c0)
+        out *= np.float32(a)
+        out += grey
+        np.clip(out, 0.0, 255.0, out=out)
+    out *= norm[0][:, None, None]
+    out -= norm[1][:, None, None]
+    return out
+
+
+def geometry(x: np.ndarray, d: Draw, out_size: int) -> np.ndarray:
+    """The draw's crop → rotate → flip of an (H,W[,C]) uint8 array into (out_size, out_size[,C])."""
+    return warp(x, affine(d, x.shape[:2], out_size), out_size)
+
+
+def with_map(rgb: np.ndarray, au_u8: np.ndarray) -> np.ndarray:
+    """(S,S,4) uint8: the image with its AU map (stored uint8, any size covering the same frame) as a 4th channel,
+    so that ONE warp moves both (a cv2.warpAffine call costs ~60 us whatever the size, more than a map's pixels)."""
+    h, w = rgb.shape[:2]
+    grid = au_u8 if au_u8.shape == (h, w) else cv2.resize(au_u8, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.dstack([rgb, grid])

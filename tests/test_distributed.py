@@ -1,0 +1,143 @@
+"""DDP: `torchrun` with 2 CPU processes (gloo) trains the same model as 1 process; the sampler and helpers shard correctly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_pipeline.aumaps.render import render_maps, to_uint8
+from fer_pipeline.aumaps.store import write_aumap_store
+from fer_pipeline.core.labels import NUM_CLASSES
+from fer_pipeline.data.manifest import stratified_split
+from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
+from fer_pipeline.models import load_model
+from fer_pipeline.train import TrainConfig, train_model
+from fer_pipeline.train.distributed import SINGLE, DistInfo, EpochSampler, cpu_threads, per_rank_batch
+from tests.conftest import ROOT
+
+#: Runs one training from a JSON spec; started as a plain process or under torchrun.
+RUNNER = """
+import json, os, sys, time
+from pathlib import Path
+import pandas as pd
+from fer_pipeline.train import TrainConfig, loop
+built = []
+create = loop.create_model
+loop.create_model = lambda *a, **k: built.append(create(*a, **k)) or built[-1]  # keep the trained model to checksum it
+spec = json.loads(Path(sys.argv[1]).read_text())
+out = Path(spec["out"])
+t0 = time.perf_counter()
+summary = loop.train_model(
+    TrainConfig.from_params(spec["cfg"]), lam=spec["lam"], manifest=pd.read_csv(spec["manifest"], dtype={"sample_id": str}),
+    image_root=Path(spec["root"]), aumap_path=Path(spec["root"]) / "aumaps.h5", model_out=out / "model.pt",
+    live_dir=out / "live", checkpoint_dir=out / "ckpt",
+)
+summary["checksum"] = sum(float(p.double().sum()) for p in built[0].parameters())
+summary["wall"] = time.perf_counter() - t0
+(out / f"summary-{os.environ.get('RANK', '0')}.json").write_text(json.dumps(summary))
+"""
+
+
+def logged_metric(live: Path, name: str) -> np.ndarray:
+    """Per-epoch values of DVCLive metric train/<name>."""
+    return pd.read_csv(live / "plots" / "metrics" / "train" / f"{name}.tsv", sep="\t")[name].to_numpy()
+
+
+def tiny_dataset(root: Path, n: int, size: int) -> Path:
+    """n synthetic faces (PNG), their AU map store and a manifest CSV; returns the manifest path."""
+    (root / "images").mkdir(parents=True)
+    labels = np.arange(n) % NUM_CLASSES
+    split = stratified_split(labels, val_fraction=0.25, test_fraction=0.0, seed=0)
+    ids = [f"d{i:03d}" for i in range(n)]
+    points = np.empty((n, 68, 2), np.float32)
+    for i in range(n):
+        s = make_sample(0, i, int(labels[i]), str(split[i]), SyntheticConfig(size=size))
+        points[i] = s.landmarks
+        cv2.imwrite(str(root / "images" / f"{ids[i]}.png"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+    maps, has_map = render_maps(points, np.tile([size, size], (n, 1)), labels)
+    write_aumap_store(root / "aumaps.h5", ids, to_uint8(maps), has_map, {"size": 56})
+    manifest = root / "manifest.csv"
+    pd.DataFrame({"sample_id": ids, "path": [f"images/{s}.png" for s in ids], "label": labels, "split": split}).to_csv(
+        manifest, index=False
+    )
+    return manifest
+
+
+def test_epoch_sampler_shards_one_permutation() -> None:
+    """Two ranks' batches of size B/2 together are exactly one process's batches of size B, epoch after epoch."""
+    data = range(37)
+    one = EpochSampler(data, seed=3)
+    ranks = [EpochSampler(data, seed=3, info=DistInfo(rank=r, world=2)) for r in range(2)]
+    for epoch in (1, 2):
+        for s in (one, *ranks):
+            s.set_epoch(epoch)
+        keys = list(one)
+        assert {e for e, _ in keys} == {epoch} and sorted(i for _, i in keys) == list(range(37))
+        shards = [[i for _, i in s] for s in ranks]
+        assert len(shards[0]) == len(shards[1]) == 18 == len(ranks[0])
+        for b in range(18 // 4):  # global batch 8 = 2 ranks x 4
+            together = shards[0][4 * b : 4 * b + 4] + shards[1][4 * b : 4 * b + 4]
+            assert sorted(together) == sorted(i for _, i in keys[8 * b : 8 * b + 8])
+    one.set_epoch(3)
+    assert [i for _, i in one] != [i for _, i in keys], "a new epoch must reshuffle"
+
+
+def test_batch_and_thread_shares() -> None:
+    assert per_rank_batch(32, SINGLE) == 32 and per_rank_batch(32, DistInfo(rank=1, world=4)) == 8
+    with pytest.raises(ValueError, match="divisible by the 3 processes"):
+        per_rank_batch(32, DistInfo(world=3))
+    assert cpu_threads(0, SINGLE, 16) == 16 and cpu_threads(3, DistInfo(world=2), 16) == 3
+    assert cpu_threads(0, DistInfo(world=2), 2) == 1 and cpu_threads(0, DistInfo(world=8), 2) == 1
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_match_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same data, seed and global batch: 2 gloo processes (batch 8 each) vs 1 process (batch 16) agree within tolerance.
+
+    Not bit-equal: PyTorch has no CPU SyncBatchNorm, so each rank normalises over its own 8 samples.
+    """
+    data = tmp_path / "data"
+    manifest = tiny_dataset(data, 84, 32)
+    cfg = {"backbone": "resnet18", "output_stride": 16, "input_size": 32, "epochs": 2, "batch_size": 16, "lr": 0.01,
+           "device": "cpu", "layers": [5, 4], "threads": 1}
+    job = {"cfg": cfg, "lam": 2.0, "manifest": str(manifest), "root": str(data), "out": str(tmp_path / "two")}
+    (tmp_path / "two.json").write_text(json.dumps(job))
+    (tmp_path / "runner.py").write_text(RUNNER)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's package, not an installed one
+    res = subprocess.run([*launcher, "runner.py", "two.json"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "two" / f"summary-{r}.json").read_text()) for r in range(2)]  # every rank returns
+    assert ranks[0]["finished"] and (tmp_path / "two" / "model.pt").exists()  # rank 0 alone logs and saves
+    assert res.stdout.count("epoch 2/2:") == 1, res.stdout
+
+    monkeypatch.chdir(tmp_path)  # DVCLive looks for a repo from the cwd
+    one = tmp_path / "one"
+    single = train_model(
+        TrainConfig.from_params(cfg), lam=2.0, manifest=pd.read_csv(manifest, dtype={"sample_id": str}), image_root=data,
+        aumap_path=data / "aumaps.h5", model_out=one / "model.pt", live_dir=one / "live", checkpoint_dir=one / "ckpt",
+    )
+    results = {"one": single, "two": ranks[0]}
+    logged = {k: {m: logged_metric(tmp_path / k / "live", m) for m in ("loss", "align")} for k in results}
+    a, _ = load_model(tmp_path / "one" / "model.pt")
+    b, _ = load_model(tmp_path / "two" / "model.pt")
+    sa, sb = a.state_dict(), b.state_dict()
+    keys = [k for k in sa if sa[k].is_floating_point()]
+    rel = float(sum((sa[k] - sb[k]).square().sum() for k in keys).sqrt() / sum(sa[k].square().sum() for k in keys).sqrt())
+    print("logged", logged, "weights", rel, "ranks", ranks, "one", results["one"])
+    assert ranks[0]["checksum"] == ranks[1]["checksum"], "DDP ranks must hold identical weights (averaged gradients)"
+    one, two = logged["one"], logged["two"]
+    assert len(two["loss"]) == 2, "rank 0 alone logs, once per epoch"
+    assert np.allclose(one["loss"], two["loss"], rtol=0.05), (one, two)
+    assert np.allclose(one["align"], two["align"], atol=0.03), (one, two)
+    assert rel < 0.05
+    assert abs(results["one"]["best_val_acc"] - results["two"]["best_val_acc"]) <= 15.0
+    assert not list((tmp_path / "two").rglob("dvc.yaml"))
