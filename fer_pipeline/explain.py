@@ -101,7 +101,7 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     from fer_pipeline.evaluate.run import resolve_device
     from fer_pipeline.models import load_model
     from fer_pipeline.models.maps import attention, cosine, resize
-    from fer_pipeline.train.dataset import normalize
+    from fer_pipeline.train.augment import normalizer, to_tensor_planes
 
     dev = resolve_device(device)
     model, config = load_model(model_path, dev)
@@ -110,7 +110,8 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     crop, box = face_crop(rgb, face.points)
     size = int(config["input_size"])
     small = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR)
-    x = normalize(model.mean, model.std)(torch.from_numpy(small).permute(2, 0, 1).contiguous())[None].to(dev)
+    planes = [np.ascontiguousarray(small[:, :, c]) for c in range(3)]  # the evaluation path's normalisation
+    x = torch.from_numpy(to_tensor_planes(planes, None, normalizer(model.mean, model.std)))[None].to(dev)
     layer = model.layer_names[-1]
     with torch.no_grad():
         out_ = model(x, layers=(layer,))

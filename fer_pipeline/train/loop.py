@@ -138,6 +138,15 @@ def _run_config(cfg: TrainConfig, lam: float, model_kwargs: Mapping[str, Any] | 
     return {**out, "num_classes": NUM_CLASSES, "layers": list(cfg.layers), "lambda": float(lam), **extra}
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The FERModel inside `torch.compile` (`_orig_mod`) and DDP (`module`) wrappers."""
+    while True:
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
 def train_epoch(
     model: nn.Module,
     loader: DataLoader,
@@ -154,6 +163,7 @@ def train_epoch(
 ) -> dict[str, float]:
     """One pass over the training loader; mean loss / ce / align over batches (and over processes under DDP)."""
     model.train()
+    core = unwrap(model)  # method hooks live on the FERModel, not on a DDP / torch.compile wrapper
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     n = 0
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
@@ -162,10 +172,10 @@ def train_epoch(
     for x, au, has_map, y, _ in bar:
         x = x.to(device, non_blocking=True, memory_format=fmt)
         au, has_map, y = au.to(device, non_blocking=True), has_map.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        x, au, has_map, y = model.mix_batch(x, au, has_map, y)  # the method's batch augmentation (CutMix), else unchanged
+        x, au, has_map, y = core.mix_batch(x, au, has_map, y)  # the method's batch augmentation (CutMix), else unchanged
         with autocast:
             out = model(x, layers=cfg.layers)
-            extra = model.extra_loss(out, y)  # the method's own loss term (ACoL's branch B), else None
+            extra = core.extra_loss(out, y)  # the method's own loss term (ACoL's branch B), else None
         total, ce, align = guided_loss(out, y, au, has_map, lam, cfg.layers, cfg.align_loss)
         if extra is not None:
             total = total + extra
