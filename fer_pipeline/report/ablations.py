@@ -33,13 +33,9 @@ LABELS = {
 
 def layers_label(value: Any) -> str:
     """A layer set as the paper writes it: "5+4" (largest first); accepts [5, 4], "5,4", "[4, 5]" or 5."""
-    if isinstance(value, str):
-        parts = [p for p in value.strip().strip("[]()").replace(" ", ",").split(",") if p]
-    elif isinstance(value, (list, tuple)):
-        parts = list(value)
-    else:
-        parts = [value]
-    return "+".join(str(v) for v in sorted({int(float(p)) for p in parts}, reverse=True))
+    from fer_pipeline.train.config import parse_layers  # the one parser `train.layers` goes through
+
+    return "+".join(str(v) for v in sorted(parse_layers(value), reverse=True))
 
 
 def _states(entries: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, Mapping[str, Any]]]:

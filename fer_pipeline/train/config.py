@@ -41,7 +41,7 @@ def _as_number(name: str, value: Any, kind: type) -> Any:
     return number
 
 
-def _as_layers(value: Any) -> tuple[int, ...]:
+def parse_layers(value: Any) -> tuple[int, ...]:
     """Layers from an int, a list, or a string such as "5,4" / "[5, 4]"; order kept, duplicates dropped."""
     if isinstance(value, str):
         parts = [p for p in value.strip().strip("[]()").replace(" ", ",").split(",") if p]
@@ -108,7 +108,7 @@ class TrainConfig:
         for name, value in raw.items():
             default = names[name].default
             if name == "layers":
-                kwargs[name] = _as_layers(value)
+                kwargs[name] = parse_layers(value)
             elif isinstance(default, bool):
                 kwargs[name] = _as_bool(name, value)
             elif isinstance(default, (int, float)):
@@ -119,7 +119,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Validate ranges and choices (also for configs built directly in code)."""
-        object.__setattr__(self, "layers", _as_layers(self.layers))
+        object.__setattr__(self, "layers", parse_layers(self.layers))
         object.__setattr__(self, "align_loss", _choice("align_loss", self.align_loss, ALIGN_LOSSES))
         object.__setattr__(self, "device", _choice("device", self.device, DEVICES))
         object.__setattr__(self, "amp", _choice("amp", self.amp, AMP_MODES))
