@@ -4,7 +4,7 @@ Generating 40k faces would take minutes, so each project copy gets a synthetic l
 ground-truth landmarks of 700 generated faces, tiled with jitter, and one real PNG hard-linked N times (the
 landmarks stage reads every image header). The stages themselves are the real `pipeline/*.py` scripts, run in a
 child process each; peak RSS is the child's own (wait4) and the sampled sum over its process tree (joblib workers).
-"Before" is the aumaps stage as it was (all N maps rendered into one array, then written).
+"Before" is each stage as it was: the whole manifest and table in memory, then one write.
 
     python benchmarks/memory.py [--sizes 10000,40000]
 """
@@ -48,6 +48,18 @@ maps, has = build_aumaps(m["sample_id"].tolist(), m["label"].to_numpy(), t, code
                          radius=p["radius"], smoothing=p["smoothing"], n_jobs=p["n_jobs"], chunk_size=p["chunk_size"])
 write_aumap_store(paths.aumap_store("synthetic"), m["sample_id"].tolist(), maps, has, {"size": p["size"]})
 """
+#: The landmarks stage as it was before streaming: the whole manifest through the backend in one call, then one write.
+BEFORE_LANDMARKS = """
+from fer_pipeline.core import paths
+from fer_pipeline.core.io import load_params
+from fer_pipeline.data.datasets import image_root
+from fer_pipeline.data.manifest import read_manifest
+from fer_pipeline.landmarks.extract import extract_landmarks
+from fer_pipeline.landmarks.store import write_landmark_store
+p = load_params()
+m = read_manifest(paths.manifest_path("synthetic"))
+write_landmark_store(paths.landmark_store("synthetic"), extract_landmarks(m, image_root(p["data"]), p["landmarks"]))
+"""
 
 
 def make_project(root: Path, n: int, base: np.ndarray) -> None:
@@ -72,31 +84,46 @@ def make_project(root: Path, n: int, base: np.ndarray) -> None:
     write_landmark_csv(prepared / GT_LANDMARKS, ids, pts)
 
 
+#: Runs the stage from a bare interpreter and writes the stage's ru_maxrss (KiB) and exit status to argv[1]. Why: a
+#: child's ru_maxrss starts at its parent's peak RSS (exec keeps the vfork'd parent image's high-water mark), so a
+#: stage started straight from this benchmark, which has just built an N-row project, would report ITS peak.
+WRAP = (
+    "import os, subprocess, sys; p = subprocess.Popen(sys.argv[2:]); _, st, ru = os.wait4(p.pid, 0); "
+    "open(sys.argv[1], 'w').write(f'{ru.ru_maxrss} {st}')"
+)
+
+
 def peak_rss(cmd: list[str], cwd: Path) -> tuple[float, float]:
-    """(peak RSS of the process itself, peak sampled RSS of its whole tree), in MiB."""
+    """(peak RSS of the stage process itself, peak sampled RSS of its whole tree, joblib workers included), in MiB."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    tree_peak, done = 0, threading.Event()
+    result = cwd / ".peak_rss"
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen([sys.executable, "-c", WRAP, str(result), *cmd], cwd=cwd, env=env,
+                                stdout=subprocess.DEVNULL, stderr=log)
+        tree_peak, done = 0, threading.Event()
 
-    def sample() -> None:
-        nonlocal tree_peak
-        ps = psutil.Process(proc.pid)
-        while not done.is_set():
-            try:
-                total = ps.memory_info().rss + sum(c.memory_info().rss for c in ps.children(recursive=True))
-                tree_peak = max(tree_peak, total)
-            except psutil.Error:
-                pass
-            done.wait(0.05)
+        def sample() -> None:
+            nonlocal tree_peak
+            ps = psutil.Process(proc.pid)
+            while not done.is_set():
+                try:
+                    kids = ps.children(recursive=True)  # the stage and its workers (not the bare wrapper)
+                    tree_peak = max(tree_peak, sum(c.memory_info().rss for c in kids))
+                except psutil.Error:
+                    pass
+                done.wait(0.05)
 
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    done.set()
-    watcher.join()
-    if status != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
-    return usage.ru_maxrss / 1024, tree_peak / 2**20
+        watcher = threading.Thread(target=sample, daemon=True)
+        watcher.start()
+        proc.wait()
+        done.set()
+        watcher.join()
+        maxrss, status = (int(v) for v in result.read_text().split())
+        result.unlink()
+        if status != 0:
+            log.seek(0)
+            raise RuntimeError(f"{' '.join(cmd)} failed: {log.read().decode()[-2000:]}")
+    return maxrss / 1024, tree_peak / 2**20
 
 
 def main() -> None:
@@ -109,6 +136,7 @@ def main() -> None:
     base = np.stack([make_sample(0, i, i % NUM_CLASSES, "train", cfg).landmarks for i in range(700)]).astype(np.float32)
     stages = {
         "landmarks": [sys.executable, str(ROOT / "pipeline" / "landmarks.py")],
+        "landmarks (before: in-memory)": [sys.executable, "-c", BEFORE_LANDMARKS],
         "aumaps": [sys.executable, str(ROOT / "pipeline" / "aumaps.py")],
         "aumaps (before: in-memory)": [sys.executable, "-c", BEFORE_AUMAPS],
     }

@@ -1,10 +1,8 @@
 """Stage `aumaps`: render each image's class AU heatmap from its landmarks into HDF5."""
 
-from fer_pipeline.aumaps.build import build_aumap_store
+from fer_pipeline.aumaps.build import build_aumap_store_from_files
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
-from fer_pipeline.data.manifest import read_manifest
-from fer_pipeline.landmarks.store import read_landmark_store
 from fer_pipeline.validate import check_stage, run_stage
 
 
@@ -12,15 +10,12 @@ def main() -> None:
     params = load_params()
     check_stage("aumaps", params)
     dataset, p = params["data"]["dataset"], params["aumaps"]
-    manifest = read_manifest(paths.manifest_path(dataset))
-    table = read_landmark_store(paths.landmark_store(dataset))
     settings = {k: p[k] for k in ("codebook", "size", "radius", "smoothing")}
     out = paths.aumap_store(dataset)
-    has_map = build_aumap_store(  # streamed chunk by chunk: memory does not grow with N
+    has_map = build_aumap_store_from_files(  # read, rendered and written chunk by chunk: memory does not grow with N
         out,
-        manifest["sample_id"].tolist(),
-        manifest["label"].to_numpy(),
-        table,
+        paths.manifest_path(dataset),
+        paths.landmark_store(dataset),
         settings,
         codebook=str(p["codebook"]),
         size=int(p["size"]),

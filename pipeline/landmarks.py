@@ -3,10 +3,8 @@
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
-from fer_pipeline.data.manifest import read_manifest
-from fer_pipeline.landmarks.extract import extract_landmarks
-from fer_pipeline.landmarks.store import write_landmark_store
-from fer_pipeline.landmarks.summary import format_summary, log_bad_rows, summarize_table
+from fer_pipeline.landmarks.stage import build_landmark_store
+from fer_pipeline.landmarks.summary import format_summary
 from fer_pipeline.validate import check_stage, run_stage
 
 
@@ -14,12 +12,11 @@ def main() -> None:
     params = load_params()
     check_stage("landmarks", params)
     dataset = params["data"]["dataset"]
-    manifest = read_manifest(paths.manifest_path(dataset))
-    table = extract_landmarks(manifest, image_root(params["data"]), params["landmarks"], dataset=dataset)
     out = paths.landmark_store(dataset)
-    write_landmark_store(out, table)
-    log_bad_rows(table, manifest["path"].tolist(), str(paths.manifest_path(dataset)))
-    print(f"landmarks: {len(table.sample_id)} rows -> {out}\n{format_summary(summarize_table(table))}")
+    summary = build_landmark_store(  # streamed block by block: memory does not grow with N
+        out, paths.manifest_path(dataset), image_root(params["data"]), params["landmarks"], dataset=dataset
+    )
+    print(f"landmarks: {summary['rows']} rows -> {out}\n{format_summary(summary)}")
 
 
 if __name__ == "__main__":

@@ -268,3 +268,50 @@ def test_store_rejects_inconsistent_inputs(tmp_path) -> None:
         write_aumap_store(tmp_path / "x.h5", ["a"], np.zeros((1, 8, 8), np.float32), np.ones(1, bool), {})
     with pytest.raises(FileNotFoundError, match="dvc repro aumaps"):
         read_aumap_store(tmp_path / "missing.h5")
+
+
+def _files(tmp_path, ids: list[str], labels: np.ndarray, table: LandmarkTable):
+    """A manifest CSV and a landmark store on disk, as the aumaps stage reads them."""
+    import pandas as pd
+
+    from fer_pipeline.data.manifest import write_manifest
+    from fer_pipeline.landmarks.store import write_landmark_store
+
+    manifest = tmp_path / "manifest.csv"
+    write_manifest(manifest, pd.DataFrame({"sample_id": ids, "path": [f"{s}.png" for s in ids], "label": labels,
+                                           "split": "train"}))
+    store = tmp_path / "landmarks.h5"
+    write_landmark_store(store, table)
+    return manifest, store
+
+
+def test_stage_streams_from_files_the_maps_built_in_memory(tmp_path) -> None:
+    from fer_pipeline.aumaps.build import build_aumap_store_from_files
+
+    ids, labels, table = table_of(100)
+    manifest, store = _files(tmp_path, ids, labels, table)
+    maps, has = build_aumaps(ids, labels, table, chunk_size=16, progress=False)
+    out = []
+    for n_jobs in (1, 2):
+        out.append(tmp_path / f"s{n_jobs}.h5")
+        got = build_aumap_store_from_files(out[-1], manifest, store, {"size": 56}, chunk_size=16, n_jobs=n_jobs,
+                                           progress=False)
+        assert np.array_equal(got, has)
+    stored = read_aumap_store(out[0])
+    assert stored.sample_id == ids and np.array_equal(stored.maps, maps) and np.array_equal(stored.has_map, has)
+    assert out[0].read_bytes() == out[1].read_bytes()
+
+
+def test_stage_from_files_names_the_first_misaligned_row(tmp_path) -> None:
+    from fer_pipeline.aumaps.build import build_aumap_store_from_files
+
+    ids, labels, table = table_of(40)
+    swapped = ids.copy()
+    swapped[21], swapped[22] = ids[22], ids[21]
+    manifest, store = _files(tmp_path, swapped, labels, table)
+    with pytest.raises(ValueError, match=r"row 21: manifest has 's00022', landmark store has 's00021'"):
+        build_aumap_store_from_files(tmp_path / "x.h5", manifest, store, {}, chunk_size=16, progress=False)
+    manifest, store = _files(tmp_path, ids[:30], labels[:30], table)
+    with pytest.raises(ValueError, match=r"30 rows but landmark store .* has 40"):
+        build_aumap_store_from_files(tmp_path / "y.h5", manifest, store, {}, chunk_size=16, progress=False)
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "y.h5").exists()  # atomic: nothing half-written

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import itertools
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,8 @@ from fer_pipeline.aumaps.render import BLOCK, render_maps, to_uint8
 from fer_pipeline.aumaps.store import stream_aumap_store
 from fer_pipeline.core.codebook import CODEBOOKS
 from fer_pipeline.core.labels import LABELS, NEUTRAL
-from fer_pipeline.landmarks.store import LandmarkTable
+from fer_pipeline.data.manifest import iter_manifest
+from fer_pipeline.landmarks.store import LandmarkTable, landmark_rows, open_landmark_store
 
 
 def aumap_attrs(codebook: str, size: int, radius: float, smoothing: float) -> dict[str, Any]:
@@ -22,8 +26,9 @@ def aumap_attrs(codebook: str, size: int, radius: float, smoothing: float) -> di
     return {"codebook": str(codebook), "size": int(size), "radius": float(radius), "smoothing": float(smoothing)}
 
 
-def check_alignment(sample_ids: Sequence[str], table: LandmarkTable) -> None:
-    """Raise if `sample_ids` (manifest order) is not exactly the landmark store's row order, naming the first bad row."""
+def check_alignment(sample_ids: Sequence[str], table: LandmarkTable, first_row: int = 0) -> None:
+    """Raise if `sample_ids` (manifest order) is not exactly the landmark store's row order, naming the first bad row
+    (`first_row`: the row number of both lists' first entry, when they are one block of the stage's rows)."""
     ours, theirs = list(sample_ids), table.sample_id
     if ours == theirs:
         return
@@ -31,39 +36,85 @@ def check_alignment(sample_ids: Sequence[str], table: LandmarkTable) -> None:
     mine = repr(ours[first]) if first < len(ours) else "<end of manifest>"
     store = repr(theirs[first]) if first < len(theirs) else "<end of landmark store>"
     raise ValueError(
-        f"manifest and landmark store disagree at row {first}: manifest has {mine}, landmark store has {store} "
-        f"({len(ours)} vs {len(theirs)} rows). The landmark store is stale or from another manifest: rerun the "
-        "landmarks stage (`dvc repro landmarks`, or `dvc pull` the store that matches this manifest)."
+        f"manifest and landmark store disagree at row {first + first_row}: manifest has {mine}, landmark store has "
+        f"{store}. The landmark store is stale or from another manifest: rerun the landmarks stage "
+        "(`dvc repro landmarks`, or `dvc pull` the store that matches this manifest)."
     )
 
 
-def _render_chunk(
-    landmarks: np.ndarray,
-    image_size: np.ndarray,
-    labels: np.ndarray,
-    usable: np.ndarray,
-    codebook: str,
-    size: int,
-    radius: float,
-    smoothing: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Worker: render one chunk as uint8, BLOCK rows at a time (float32 maps and their temporaries, ~50 KB a row at
-    S=56, exist for one block only: a worker's memory does not grow with chunk_size)."""
-    pts = np.where(usable[:, None, None], landmarks, np.float32(np.nan)).astype(np.float32)
-    n = len(labels)
+@dataclass(frozen=True)
+class RowBlock:
+    """Consecutive manifest rows from `start` with their labels and landmark-store rows (already matched by id)."""
+
+    start: int
+    sample_ids: list[str]
+    labels: np.ndarray
+    table: LandmarkTable
+
+
+def table_blocks(
+    sample_ids: Sequence[str], labels: np.ndarray | Sequence[int], table: LandmarkTable, chunk_size: int
+) -> Iterator[RowBlock]:
+    """Blocks of an in-memory manifest and landmark table (checked whole first)."""
+    check_alignment(sample_ids, table)
+    lab = np.asarray(labels)
+    n = len(table.sample_id)
+    if lab.shape != (n,):
+        raise ValueError(f"labels must have one entry per row ({n}), got shape {lab.shape}")
+    ids = list(sample_ids)
+    for s in range(0, n, chunk_size):
+        rows = slice(s, s + chunk_size)
+        part = LandmarkTable(ids[rows], table.landmarks[rows], table.image_size[rows], table.status[rows],
+                             table.attrs, (table.reason or [])[rows])
+        yield RowBlock(s, ids[rows], lab[rows], part)
+
+
+def file_blocks(manifest: str | Path, landmarks: str | Path, chunk_size: int) -> tuple[int, Iterator[RowBlock]]:
+    """(row count, blocks) read from the manifest CSV and the landmark store `chunk_size` rows at a time: the reader
+    holds one block, so the stage's memory does not grow with N. Each block is matched by id as it is read."""
+    with open_landmark_store(landmarks) as f:
+        n = int(f["status"].shape[0])
+
+    def blocks() -> Iterator[RowBlock]:
+        seen = 0
+        with open_landmark_store(landmarks) as f:
+            for start, rows in iter_manifest(manifest, chunk_size):
+                ids = rows["sample_id"].tolist()
+                part = landmark_rows(f, slice(start, start + len(ids)))
+                check_alignment(ids, part, first_row=start)
+                seen = start + len(ids)
+                yield RowBlock(start, ids, rows["label"].to_numpy(), part)
+        if seen != n:
+            raise ValueError(
+                f"manifest {manifest} has {seen} rows but landmark store {landmarks} has {n}: the landmark store is "
+                "stale or from another manifest: rerun the landmarks stage (`dvc repro landmarks`)."
+            )
+
+    return n, blocks()
+
+
+#: (start row, sample ids, uint8 maps (k,S,S), has_map (k,)) of one rendered block.
+Rendered = tuple[int, list[str], np.ndarray, np.ndarray]
+
+
+def _render_block(block: RowBlock, codebook: str, size: int, radius: float, smoothing: float) -> Rendered:
+    """Worker: (start, ids, uint8 maps, has_map) of one block, rendered BLOCK rows at a time (float32 maps and their
+    temporaries, ~50 KB a row at S=56, exist for BLOCK rows only: a worker's memory does not grow with chunk_size)."""
+    t = block.table
+    pts = np.where(t.usable[:, None, None], t.landmarks, np.float32(np.nan)).astype(np.float32)
+    n = len(block.labels)
     out, has_map = np.zeros((n, size, size), dtype=np.uint8), np.zeros(n, dtype=bool)
     for s in range(0, n, BLOCK):
         rows = slice(s, s + BLOCK)
-        maps, has = render_maps(pts[rows], image_size[rows], labels[rows], codebook=codebook, size=size, radius=radius,
-                                smoothing=smoothing)
+        maps, has = render_maps(pts[rows], t.image_size[rows], block.labels[rows], codebook=codebook, size=size,
+                                radius=radius, smoothing=smoothing)
         out[rows], has_map[rows] = to_uint8(maps), has
-    return out, has_map
+    return block.start, block.sample_ids, out, has_map
 
 
-def render_chunks(
-    sample_ids: Sequence[str],
-    labels: np.ndarray | Sequence[int],
-    table: LandmarkTable,
+def render_blocks(
+    blocks: Iterable[RowBlock],
+    total: int,
     *,
     codebook: str = "reference",
     size: int = 56,
@@ -73,39 +124,31 @@ def render_chunks(
     chunk_size: int = 512,
     backend: str | None = None,
     progress: bool = True,
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """(start row, uint8 maps, has_map) per chunk of `chunk_size` rows, in manifest order (see `build_aumaps`)."""
+) -> Iterator[Rendered]:
+    """(start row, ids, uint8 maps, has_map) per block, in order, at most 2 blocks a worker read or rendered at once,
+    so memory does not grow with the number of blocks. `chunk_size` only sets the single-worker shortcut."""
     if codebook not in CODEBOOKS:
         raise ValueError(f"unknown codebook {codebook!r}; valid: {', '.join(CODEBOOKS)}")
+    workers = n_jobs if total > int(chunk_size) else 1  # one chunk gains nothing from workers (~1 s start-up)
+    # Waves of 2 blocks a worker: joblib dispatches a new task whenever one finishes, whether or not its result was
+    # consumed, so with a slower consumer (the gzip writer) the results of ALL blocks would pile up in memory.
+    wave = 2 * max(1, workers if workers > 0 else (os.cpu_count() or 1))
+    it = iter(blocks)
+    with (
+        tqdm(total=total, unit="maps", desc="aumaps", disable=not progress, dynamic_ncols=True) as bar,
+        Parallel(n_jobs=workers, backend=backend, return_as="generator") as parallel,
+    ):
+        while batch := list(itertools.islice(it, wave)):
+            for out in parallel(delayed(_render_block)(b, codebook, int(size), float(radius), float(smoothing)) for b in batch):
+                yield out
+                bar.update(len(out[3]))
+
+
+def _check_chunk_size(chunk_size: Any) -> int:
+    """`aumaps.chunk_size` as a positive int."""
     if int(chunk_size) < 1:
         raise ValueError(f"aumaps.chunk_size must be >= 1, got {chunk_size}")
-    check_alignment(sample_ids, table)
-    lab = np.asarray(labels)
-    n = len(table.sample_id)
-    if lab.shape != (n,):
-        raise ValueError(f"labels must have one entry per row ({n}), got shape {lab.shape}")
-    size, chunk_size = int(size), int(chunk_size)
-    usable = table.usable
-    starts = range(0, n, chunk_size)
-    jobs = (
-        delayed(_render_chunk)(
-            table.landmarks[s : s + chunk_size],
-            table.image_size[s : s + chunk_size],
-            lab[s : s + chunk_size],
-            usable[s : s + chunk_size],
-            codebook,
-            size,
-            radius,
-            smoothing,
-        )
-        for s in starts
-    )
-    # One chunk gains nothing from workers and would pay ~1 s of process start-up.
-    parallel = Parallel(n_jobs=n_jobs if len(starts) > 1 else 1, backend=backend, return_as="generator")
-    with tqdm(total=n, unit="maps", desc="aumaps", disable=not progress, dynamic_ncols=True) as bar:
-        for s, (u8, has) in zip(starts, parallel(jobs), strict=True):
-            yield s, u8, has
-            bar.update(len(has))
+    return int(chunk_size)
 
 
 def build_aumaps(
@@ -119,17 +162,27 @@ def build_aumaps(
     Rows are split into fixed chunks of `chunk_size` (independent of `n_jobs`, so the bytes are the same for any
     `n_jobs`); each chunk is rendered by a joblib worker (`backend`: None = loky, or e.g. "dask"). Rows whose
     landmark status is not usable, and neutral rows, get an all-zero map and has_map False. Options: codebook, size,
-    radius, smoothing, n_jobs, chunk_size, backend, progress (`render_chunks`). The stage streams instead
-    (`build_aumap_store`): memory does not grow with N.
+    radius, smoothing, n_jobs, chunk_size, backend, progress (`render_blocks`). The stage streams instead
+    (`build_aumap_store_from_files`): its memory does not grow with N.
     """
-    size = int(options.get("size", 56))
+    size, chunk = int(options.get("size", 56)), _check_chunk_size(options.get("chunk_size", 512))
     n = len(table.sample_id)
     maps = np.zeros((n, size, size), dtype=np.uint8)
     has_map = np.zeros(n, dtype=bool)
-    for s, u8, has in render_chunks(sample_ids, labels, table, **options):
+    for s, _, u8, has in render_blocks(table_blocks(sample_ids, labels, table, chunk), n, **options):
         maps[s : s + len(has)] = u8
         has_map[s : s + len(has)] = has
     return maps, has_map
+
+
+def _stream(path: str | Path, n: int, blocks: Iterable[RowBlock], attrs: dict[str, Any], options: dict[str, Any]) -> np.ndarray:
+    """Render `blocks` into the store at `path`, ids written block by block; has_map (N,) (1 byte a row)."""
+    has_map = np.zeros(n, dtype=bool)
+    with stream_aumap_store(path, n, int(options.get("size", 56)), attrs) as put:
+        for s, ids, u8, has in render_blocks(blocks, n, **options):
+            put(s, u8, has, ids)
+            has_map[s : s + len(has)] = has
+    return has_map
 
 
 def build_aumap_store(
@@ -140,14 +193,18 @@ def build_aumap_store(
     attrs: dict[str, Any],
     **options: Any,
 ) -> np.ndarray:
-    """Render every row's map and stream it chunk by chunk into the store at `path`; returns has_map (N,)."""
-    size = int(options.get("size", 56))
-    with stream_aumap_store(path, sample_ids, size, attrs) as put:
-        has_map = np.zeros(len(table.sample_id), dtype=bool)
-        for s, u8, has in render_chunks(sample_ids, labels, table, **options):
-            put(s, u8, has)
-            has_map[s : s + len(has)] = has
-    return has_map
+    """Render every row's map of an in-memory table and stream it chunk by chunk into the store; returns has_map (N,)."""
+    chunk = _check_chunk_size(options.get("chunk_size", 512))
+    return _stream(path, len(table.sample_id), table_blocks(sample_ids, labels, table, chunk), attrs, options)
+
+
+def build_aumap_store_from_files(
+    path: str | Path, manifest: str | Path, landmarks: str | Path, attrs: dict[str, Any], **options: Any
+) -> np.ndarray:
+    """The stage: read the manifest and the landmark store `chunk_size` rows at a time, render, and stream into the
+    store at `path` (peak memory set by chunk_size and n_jobs, not by N); returns has_map (N,)."""
+    n, blocks = file_blocks(manifest, landmarks, _check_chunk_size(options.get("chunk_size", 512)))
+    return _stream(path, n, blocks, attrs, options)
 
 
 def summarize(labels: np.ndarray | Sequence[int], has_map: np.ndarray, table: LandmarkTable | None = None) -> dict[str, Any]:

@@ -42,22 +42,29 @@ def _missing(path: Path) -> FileNotFoundError:
     return FileNotFoundError(f"AU map store {path} not found; run `dvc repro aumaps` (or `dvc pull {path}`)")
 
 
-#: put(start, maps_u8 (k,S,S), has_map (k,)): write rows start..start+k-1 of a store being streamed.
-PutRows = Callable[[int, np.ndarray, np.ndarray], None]
+#: put(start, maps_u8 (k,S,S), has_map (k,)[, ids (k,)]): write rows start..start+k-1 of a store being streamed.
+PutRows = Callable[..., None]
 
 
 @contextlib.contextmanager
-def stream_aumap_store(path: str | Path, sample_ids: Sequence[str], size: int, attrs: Mapping[str, Any]) -> Iterator[PutRows]:
-    """Create the store and yield `put` to write it block by block (memory: one block, not N maps); atomic on success.
+def stream_aumap_store(
+    path: str | Path, sample_ids: Sequence[str] | int, size: int, attrs: Mapping[str, Any]
+) -> Iterator[PutRows]:
+    """Create the store and yield `put` to write it block by block (memory: one block, not N rows); atomic on success.
 
-    Rows never `put` stay all-zero with has_map False. Same blocks in the same order → same bytes.
+    `sample_ids`: every row's id, written now, or the row count N, the ids then coming with each block
+    (`put(start, maps, has, ids)`), so that not even the id list is held. Rows never `put` stay all-zero with
+    has_map False. Same blocks in the same order → same bytes.
     """
-    n, size = len(sample_ids), int(size)
+    ids_now = not isinstance(sample_ids, (int, np.integer))
+    n, size = (len(sample_ids) if ids_now else int(sample_ids)), int(size)
     if "size" in attrs and int(attrs["size"]) != size:
         raise ValueError(f"attrs size={attrs['size']} but the maps are {size}x{size}")
-    has_map = np.zeros(n, dtype=bool)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        h5.create_strings(f, "sample_id", list(sample_ids))
+        if ids_now:
+            h5.create_strings(f, "sample_id", list(sample_ids))
+        else:
+            ids_ds = f.create_dataset("sample_id", shape=(n,), dtype=h5.STR, track_times=False)
         maps = f.create_dataset(
             "maps",
             shape=(n, size, size),
@@ -67,19 +74,23 @@ def stream_aumap_store(path: str | Path, sample_ids: Sequence[str], size: int, a
             compression_opts=GZIP_LEVEL if n else None,
             track_times=False,
         )
+        has_map = f.create_dataset("has_map", shape=(n,), dtype=bool, track_times=False)
 
-        def put(start: int, block: np.ndarray, has: np.ndarray) -> None:
+        def put(start: int, block: np.ndarray, has: np.ndarray, ids: Sequence[str] | None = None) -> None:
             block, has = np.asarray(block), np.asarray(has, dtype=bool)
             if block.dtype != np.uint8 or block.shape[1:] != (size, size) or has.shape != block.shape[:1]:
                 raise ValueError(f"put({start}): need uint8 (k,{size},{size}) maps and (k,) has_map, got {block.dtype} "
                                  f"{block.shape} and {has.shape}")
             if not 0 <= start <= n - len(block):
                 raise ValueError(f"put({start}): rows {start}..{start + len(block) - 1} outside the store's {n} rows")
+            if not ids_now:
+                if ids is None or len(ids) != len(block):
+                    raise ValueError(f"put({start}): a store opened with a row count needs the block's {len(block)} ids")
+                ids_ds[start : start + len(block)] = np.array(list(ids), dtype=object)
             maps[start : start + len(block)] = block
             has_map[start : start + len(block)] = has
 
         yield put
-        h5.create(f, "has_map", has_map)
         h5.set_attrs(f, {**attrs, "size": size, "fer_pipeline": __version__})
 
 

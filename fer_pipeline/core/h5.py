@@ -21,9 +21,9 @@ def create_strings(group: h5py.Group, name: str, values: list[str]) -> h5py.Data
     return create(group, name, np.array(values, dtype=object), dtype=STR)
 
 
-def read_strings(ds: h5py.Dataset) -> list[str]:
-    """Decode a utf-8 string dataset to Python strings."""
-    return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in ds[()]]
+def read_strings(ds: h5py.Dataset, rows: slice = slice(None)) -> list[str]:
+    """Decode a utf-8 string dataset (or its `rows`) to Python strings."""
+    return [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in ds[rows]]
 
 
 def set_attrs(obj: h5py.HLObject, attrs: Mapping[str, Any]) -> None:

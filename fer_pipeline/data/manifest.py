@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from fer_pipeline.core.io import atomic_path
 from fer_pipeline.core.labels import NUM_CLASSES
 
 COLUMNS = ("sample_id", "path", "label", "split")
+_DTYPES = {"sample_id": str, "path": str, "split": str}
 SPLITS = ("train", "val", "test")
 
 
@@ -38,8 +40,9 @@ def carve_val(labels: np.ndarray, split: np.ndarray, *, val_fraction: float, see
     return split
 
 
-def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFrame:
-    """Check columns, labels, splits and unique ids; errors name the file, the row and what to do."""
+def validate_manifest(df: pd.DataFrame, source: str = "manifest", first_row: int = 0) -> pd.DataFrame:
+    """Check columns, labels, splits and unique ids; errors name the file, the row and what to do (`first_row`: the
+    file row of df's first row, when df is one block of a longer file)."""
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise ValueError(f"{source}: missing columns {missing}; a manifest needs {', '.join(COLUMNS)} (rerun prepare)")
@@ -49,7 +52,7 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFram
         sid = df["sample_id"].iloc[row]
         first = int(np.flatnonzero((df["sample_id"] == sid).to_numpy())[0])
         raise ValueError(
-            f"{source}: row {row + 2}: duplicate sample_id {sid!r} (first at row {first + 2}); "
+            f"{source}: row {row + 2 + first_row}: duplicate sample_id {sid!r} (first at row {first + 2 + first_row}); "
             "sample ids must be unique: rename or remove one of the rows"
         )
     labels = pd.to_numeric(df["label"], errors="coerce")
@@ -58,13 +61,13 @@ def validate_manifest(df: pd.DataFrame, source: str = "manifest") -> pd.DataFram
         row = int(np.flatnonzero(bad.to_numpy())[0])
         value = df["label"].iloc[row]
         raise ValueError(
-            f"{source}: row {row + 2}: label '{value}' is not a canonical index 0..{NUM_CLASSES - 1}; "
+            f"{source}: row {row + 2 + first_row}: label '{value}' is not a canonical index 0..{NUM_CLASSES - 1}; "
             "fix the row or map the dataset's code in fer_pipeline/core/labels.py"
         )
     bad_split = ~df["split"].isin(SPLITS)
     if bad_split.any():
         row = int(np.flatnonzero(bad_split.to_numpy())[0])
-        raise ValueError(f"{source}: row {row + 2}: split {df['split'].iloc[row]!r} not in {SPLITS}; fix the row")
+        raise ValueError(f"{source}: row {row + 2 + first_row}: split {df['split'].iloc[row]!r} not in {SPLITS}; fix the row")
     out = df.copy()
     out["label"] = labels.astype(np.int64)
     out["sample_id"] = out["sample_id"].astype(str)
@@ -84,5 +87,21 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"manifest {path} not found; run `dvc repro prepare`")
-    df = pd.read_csv(path, dtype={"sample_id": str, "path": str, "split": str}, keep_default_na=False)
+    df = pd.read_csv(path, dtype=_DTYPES, keep_default_na=False)
     return validate_manifest(df, str(path))
+
+
+def iter_manifest(path: str | Path, block_rows: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    """(first row, validated block of `block_rows` rows) over a manifest, for stages whose memory must not grow with N.
+
+    Each block is checked as `read_manifest` checks the whole file, except that duplicate ids are only caught within
+    a block (prepare wrote and checked the file; the stages that stream also match ids against the landmark store).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"manifest {path} not found; run `dvc repro prepare`")
+    start = 0
+    with pd.read_csv(path, dtype=_DTYPES, keep_default_na=False, chunksize=max(1, int(block_rows))) as reader:
+        for block in reader:
+            yield start, validate_manifest(block, str(path), first_row=start)
+            start += len(block)

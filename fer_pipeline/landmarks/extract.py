@@ -15,7 +15,7 @@ from fer_pipeline import __version__
 from fer_pipeline.core import paths
 from fer_pipeline.data.probe import ImageCheck, probe_images
 from fer_pipeline.landmarks import dlib68
-from fer_pipeline.landmarks.importer import align_with_reasons, read_points_csv, read_points_file
+from fer_pipeline.landmarks.importer import PointsSource, align_with_reasons
 from fer_pipeline.landmarks.parallel import run_images
 from fer_pipeline.landmarks.store import LandmarkTable, Status
 
@@ -25,17 +25,24 @@ BOX_COLUMNS = ("box_x", "box_y", "box_w", "box_h")
 
 
 def with_points(
-    manifest: pd.DataFrame, check: ImageCheck, ids: list[str], points: np.ndarray, source: str, ok_status: Status
+    manifest: pd.DataFrame,
+    check: ImageCheck,
+    ids: list[str],
+    points: np.ndarray,
+    source: str,
+    ok_status: Status,
+    first_row: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Points, statuses and reasons in manifest order from (ids, points) computed elsewhere: rows whose image failed
-    the check are UNREADABLE with the check's reason; the others are validated against their decoded size."""
+    the check are UNREADABLE with the check's reason; the others are validated against their decoded size
+    (`first_row`: the manifest row of `manifest`'s first row, for the log)."""
     rows = manifest["sample_id"].tolist()
     good = np.flatnonzero(check.ok)
     out = np.full((len(rows), 68, 2), np.nan, dtype=np.float32)
     status = np.full(len(rows), int(Status.UNREADABLE), dtype=np.uint8)
     reason = list(check.reasons)
     sub = [rows[i] for i in good]
-    out[good], status[good], why = align_with_reasons(sub, ids, points, check.sizes[good], source, ok_status)
+    out[good], status[good], why = align_with_reasons(sub, ids, points, check.sizes[good], source, ok_status, first_row + good)
     for i, r in zip(good, why, strict=True):
         reason[i] = r
     return out, status, reason
@@ -53,32 +60,41 @@ def explain_unreadable(table: LandmarkTable, manifest: pd.DataFrame, root: Path)
     return table
 
 
-def jitter(points: np.ndarray, noise: float, seed: int) -> np.ndarray:
-    """Add Gaussian noise of std `noise` × inter-ocular distance (a stand-in for detector error), seeded."""
-    if noise <= 0:
+def jitter(points: np.ndarray, noise: float, seed: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """Add Gaussian noise of std `noise` × inter-ocular distance (a stand-in for detector error), seeded per manifest
+    row (`rows`, default 0..N-1), so a row's noise does not depend on how the stage splits the manifest into blocks."""
+    if noise <= 0 or not len(points):
         return points
     eyes_r = np.nanmean(points[:, 36:42], axis=1)
     eyes_l = np.nanmean(points[:, 42:48], axis=1)
     iod = np.linalg.norm(eyes_l - eyes_r, axis=1)[:, None, None]
-    rng = np.random.default_rng(seed)
-    return (points + rng.standard_normal(points.shape).astype(np.float32) * noise * iod).astype(np.float32)
+    at = np.arange(len(points)) if rows is None else np.asarray(rows)
+    draws = np.stack(
+        [np.random.default_rng([int(seed), int(r)]).standard_normal((68, 2)) for r in at]
+    ).reshape(points.shape).astype(np.float32)
+    return (points + draws * noise * iod).astype(np.float32)
 
 
 class Backend(Protocol):
     """A landmark backend: 68 points, a status and the image size for every manifest row, in manifest order."""
 
-    def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
-        """The store table for `manifest` (image paths relative to `root`)."""
+    def extract(self, manifest: pd.DataFrame, root: Path, first_row: int = 0) -> LandmarkTable:
+        """The store table for `manifest`, rows `first_row`.. of the stage's manifest (image paths relative to `root`).
+        The stage calls it block after block on one backend object, in manifest order."""
         ...
 
 
-def imported_table(manifest: pd.DataFrame, root: Path, file: Path, attrs: dict[str, Any]) -> LandmarkTable:
+def imported_table(
+    manifest: pd.DataFrame, root: Path, file: Path | PointsSource, attrs: dict[str, Any], first_row: int = 0
+) -> LandmarkTable:
     """Landmarks read from `file`, validated against each image's size, status 4 (imported) or 5 (invalid, reason logged)."""
     check = probe_images(manifest["path"].tolist(), root)  # decoded once, as training will: bad images become status 2
-    file_ids, points = read_points_file(file)
-    points, status, reason = with_points(manifest, check, file_ids, points, str(file), Status.IMPORTED)
+    source = file if isinstance(file, PointsSource) else PointsSource(file)
+    ids = manifest["sample_id"].tolist()
+    file_ids, points = source.take(ids)
+    points, status, reason = with_points(manifest, check, file_ids, points, str(source.path), Status.IMPORTED, first_row)
     attrs = {**attrs, "fer_pipeline_version": __version__}
-    return LandmarkTable(manifest["sample_id"].tolist(), points, check.sizes, status, attrs, reason)
+    return LandmarkTable(ids, points, check.sizes, status, attrs, reason)
 
 
 def sha256_of(path: Path) -> str:
@@ -91,17 +107,22 @@ class SyntheticBackend:
 
     def __init__(self, noise: float = 0.0, seed: int = 0, n_jobs: int = 1, chunk_size: int = 1024) -> None:
         self.noise, self.seed, self.n_jobs, self.chunk_size = float(noise), int(seed), int(n_jobs), int(chunk_size)
+        self._source: PointsSource | None = None
 
-    def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+    def extract(self, manifest: pd.DataFrame, root: Path, first_row: int = 0) -> LandmarkTable:
         from fer_pipeline.data.datasets import GT_LANDMARKS
 
         # Every image is decoded once (the reader training uses): unusable ones become UNREADABLE with a reason.
         check = probe_images(manifest["path"].tolist(), root, n_jobs=self.n_jobs, chunk_size=self.chunk_size)
-        gt_ids, gt = read_points_csv(root / GT_LANDMARKS)
-        gt = jitter(gt, self.noise, self.seed)
-        points, status, reason = with_points(manifest, check, gt_ids, gt, str(root / GT_LANDMARKS), Status.OK)
+        if self._source is None or first_row == 0:  # streamed in manifest order; a new pass starts over
+            self._source = PointsSource(root / GT_LANDMARKS)
+        ids = manifest["sample_id"].tolist()
+        gt_ids, gt = self._source.take(ids)
+        row_of = {sid: first_row + i for i, sid in enumerate(ids)}
+        gt = jitter(gt, self.noise, self.seed, np.array([row_of[s] for s in gt_ids], dtype=np.int64))
+        points, status, reason = with_points(manifest, check, gt_ids, gt, str(root / GT_LANDMARKS), Status.OK, first_row)
         attrs = {"backend": "synthetic", "noise": self.noise, "fer_pipeline_version": __version__}
-        return LandmarkTable(manifest["sample_id"].tolist(), points, check.sizes, status, attrs, reason)
+        return LandmarkTable(ids, points, check.sizes, status, attrs, reason)
 
 
 class ImportBackend:
@@ -109,14 +130,18 @@ class ImportBackend:
 
     def __init__(self, file: Path) -> None:
         self.file = Path(file)
+        self._source: PointsSource | None = None
         if self.file.resolve().parent != paths.IMPORT_DIR.resolve():
             log.warning("%s is outside %s/: DVC does not track it (edits will not rerun landmarks)", self.file, paths.IMPORT_DIR)
 
-    def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+    def extract(self, manifest: pd.DataFrame, root: Path, first_row: int = 0) -> LandmarkTable:
         if not self.file.is_file():
             raise FileNotFoundError(f"landmark file {self.file} not found: run `fer landmarks import FILE` or set landmarks.file")
-        attrs = {"backend": "import", "source_file": self.file.name, "source_sha256": sha256_of(self.file)}
-        return imported_table(manifest, root, self.file, attrs)
+        if self._source is None or first_row == 0:
+            self._source = PointsSource(self.file)
+            self._sha = sha256_of(self.file)
+        attrs = {"backend": "import", "source_file": self.file.name, "source_sha256": self._sha}
+        return imported_table(manifest, root, self._source, attrs, first_row)
 
 
 class DatasetBackend:
@@ -126,13 +151,17 @@ class DatasetBackend:
         from fer_pipeline.data.datasets import DATASET_LANDMARKS
 
         self.file = Path(prepared) / DATASET_LANDMARKS
+        self._source: PointsSource | None = None
 
-    def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+    def extract(self, manifest: pd.DataFrame, root: Path, first_row: int = 0) -> LandmarkTable:
         if not self.file.exists():
             raise FileNotFoundError(
                 f"{self.file} not found: this dataset ships no landmarks; use landmarks.backend dlib68 or import"
             )
-        return imported_table(manifest, root, self.file, {"backend": "dataset", "source_sha256": sha256_of(self.file)})
+        if self._source is None or first_row == 0:
+            self._source = PointsSource(self.file)
+            self._sha = sha256_of(self.file)
+        return imported_table(manifest, root, self._source, {"backend": "dataset", "source_sha256": self._sha}, first_row)
 
 
 class Dlib68Backend:
@@ -149,7 +178,7 @@ class Dlib68Backend:
         self.cfg, self.n_jobs, self.chunk_size, self.joblib_backend = cfg, int(n_jobs), int(chunk_size), str(joblib_backend)
         self.progress = bool(progress)
 
-    def extract(self, manifest: pd.DataFrame, root: Path) -> LandmarkTable:
+    def extract(self, manifest: pd.DataFrame, root: Path, first_row: int = 0) -> LandmarkTable:
         boxes = None
         if all(c in manifest.columns for c in BOX_COLUMNS):
             boxes = manifest[list(BOX_COLUMNS)].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -58,9 +59,73 @@ def read_points_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
             df["sample_id"][dup].iloc[0],
         )
         df = df[~dup]
+    return df["sample_id"].astype(str).tolist(), _points_of(df, cols)
+
+
+def _points_of(df: pd.DataFrame, cols: tuple[list[str], list[str]]) -> np.ndarray:
+    """(N,68,2) float32 from the x and y columns `cols`."""
     xs, ys = cols
-    pts = np.stack([df[xs].to_numpy(np.float64), df[ys].to_numpy(np.float64)], axis=-1).astype(np.float32)
-    return df["sample_id"].astype(str).tolist(), pts
+    return np.stack([df[xs].to_numpy(np.float64), df[ys].to_numpy(np.float64)], axis=-1).astype(np.float32)
+
+
+class PointsSource:
+    """A landmark file (import CSV/NPZ, or the synthetic ground truth) served block by block in manifest order.
+
+    A CSV in our or OpenFace's columns (no `success`/`confidence` filtering to do) whose rows follow the manifest, as
+    prepare writes the synthetic ground truth, is streamed: memory of a block, not of N. Any other file, or the first
+    block whose ids are not the file's next rows, makes it read the whole file once (`read_points_file`: ids and
+    float32 points, ~0.6 KB a row) and look rows up by id from then on.
+    """
+
+    #: Rows parsed per read while streaming.
+    READ_ROWS = 4096
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"landmark file {self.path} not found")
+        self._index: dict[str, int] | None = None
+        self._points = np.zeros((0, N_POINTS, 2), np.float32)
+        self._ids: list[str] = []
+        self._reader: Iterator[pd.DataFrame] | None = None
+        self._cols: tuple[list[str], list[str]] | None = None
+        if self.path.suffix.lower() in (".csv", ".txt"):
+            head = [str(c).strip() for c in pd.read_csv(self.path, nrows=0, skipinitialspace=True).columns]
+            self._cols = _point_columns(head)
+            if self._cols is not None and "sample_id" in head and not {"success", "confidence"} & set(head):
+                self._reader = iter(pd.read_csv(self.path, dtype={"sample_id": str}, keep_default_na=True,
+                                                skipinitialspace=True, chunksize=self.READ_ROWS))
+        if self._reader is None:
+            self._read_whole()
+
+    def _read_whole(self) -> None:
+        """Switch to lookup by id over the whole file."""
+        ids, self._points = read_points_file(self.path)
+        self._ids, self._reader = ids, None
+        self._index = {s: i for i, s in enumerate(ids)}
+
+    def take(self, sample_ids: list[str]) -> tuple[list[str], np.ndarray]:
+        """(ids, (k,68,2) points) the file has for `sample_ids` (the block's ids, in order; missing ones left out)."""
+        if self._reader is not None:
+            while len(self._ids) < len(sample_ids):
+                chunk = next(self._reader, None)
+                if chunk is None:
+                    break
+                chunk.columns = [str(c).strip() for c in chunk.columns]
+                assert self._cols is not None
+                self._ids += chunk["sample_id"].astype(str).tolist()
+                self._points = np.concatenate([self._points, _points_of(chunk, self._cols)])
+            k = len(sample_ids)
+            if self._ids[:k] == list(sample_ids):
+                ids, pts = self._ids[:k], self._points[:k]
+                self._ids, self._points = self._ids[k:], self._points[k:]
+                return ids, pts
+            log.info("%s: rows do not follow the manifest from sample %s on: reading the whole file", self.path,
+                     sample_ids[0] if sample_ids else "?")
+            self._read_whole()
+        assert self._index is not None
+        found = [s for s in sample_ids if s in self._index]
+        return found, self._points[[self._index[s] for s in found]].reshape(len(found), N_POINTS, 2)
 
 
 def read_points_npz(path: str | Path) -> tuple[list[str], np.ndarray]:
@@ -129,9 +194,16 @@ def align_to_manifest(
 
 
 def align_with_reasons(
-    sample_ids: list[str], ids: list[str], points: np.ndarray, image_size: np.ndarray, source: str, ok_status: Status
+    sample_ids: list[str],
+    ids: list[str],
+    points: np.ndarray,
+    image_size: np.ndarray,
+    source: str,
+    ok_status: Status,
+    rows_in_manifest: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """`align_to_manifest` plus each row's reason ("" when valid): for the store's `reason` column and the stage summary."""
+    """`align_to_manifest` plus each row's reason ("" when valid): for the store's `reason` column and the stage summary.
+    `rows_in_manifest`: each sample's 0-based manifest row, for the log (default: its position in `sample_ids`)."""
     index = {s: i for i, s in enumerate(ids)}
     out = np.full((len(sample_ids), N_POINTS, 2), np.nan, dtype=np.float32)
     status = np.full(len(sample_ids), int(Status.INVALID_IMPORT), dtype=np.uint8)
@@ -139,12 +211,13 @@ def align_with_reasons(
     have = rows >= 0
     out[have] = points[rows[have]]
     valid, reasons = validate_points(out, image_size)
+    at = np.arange(len(sample_ids)) if rows_in_manifest is None else np.asarray(rows_in_manifest)
     for i, sid in enumerate(sample_ids):
         if not have[i]:
             reasons[i] = "no landmarks row"
-            log.warning("%s: no landmarks for sample %s (manifest row %d): status invalid_import", source, sid, i + 2)
+            log.warning("%s: no landmarks for sample %s (manifest row %d): status invalid_import", source, sid, at[i] + 2)
         elif reasons[i]:
-            log.warning("%s: sample %s (manifest row %d): %s: status invalid_import", source, sid, i + 2, reasons[i])
+            log.warning("%s: sample %s (manifest row %d): %s: status invalid_import", source, sid, at[i] + 2, reasons[i])
     good = have & valid
     status[good] = int(ok_status)
     out[~good] = np.nan

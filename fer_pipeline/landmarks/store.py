@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -61,33 +63,79 @@ class LandmarkTable:
         return {s.name.lower(): int((self.status == s).sum()) for s in Status}
 
 
-def write_landmark_store(path: str | Path, table: LandmarkTable) -> None:
-    """Write the store atomically and deterministically."""
+#: Rows per HDF5 chunk of the per-row datasets (the stores grow block by block, so the chunking cannot follow N).
+CHUNK_ROWS = 1024
+
+
+@contextlib.contextmanager
+def stream_landmark_store(path: str | Path, attrs: Mapping[str, Any] | None = None) -> Iterator[Callable[[LandmarkTable], None]]:
+    """Create the store and yield `put(table)`, which appends a block of rows (memory: one block, not N rows); the
+    attributes (`attrs`, else the first block's) are written at the end; atomic and deterministic (same blocks →
+    same bytes)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        h5.create_strings(f, "sample_id", table.sample_id)
-        n = len(table.sample_id)
-        chunk = (min(max(n, 1), 1024), N_POINTS, 2)
-        h5.create(f, "landmarks", table.landmarks, chunks=chunk if n else None, compression="gzip" if n else None)
-        h5.create(f, "image_size", table.image_size)
-        h5.create(f, "status", table.status)
-        h5.create_strings(f, "reason", table.reason or [])
-        h5.set_attrs(f, {"convention": "ibug68", **table.attrs})
+        shapes = {"sample_id": (), "landmarks": (N_POINTS, 2), "image_size": (2,), "status": (), "reason": ()}
+        dtypes = {"sample_id": h5.STR, "landmarks": np.float32, "image_size": np.int32, "status": np.uint8, "reason": h5.STR}
+        ds = {
+            name: f.create_dataset(
+                name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtypes[name], chunks=(CHUNK_ROWS, *shape),
+                compression="gzip" if name == "landmarks" else None, track_times=False,
+            )
+            for name, shape in shapes.items()
+        }
+        seen: dict[str, Any] = {} if attrs is None else dict(attrs)
+        first = [attrs is None]
+
+        def put(table: LandmarkTable) -> None:
+            n0, k = int(ds["status"].shape[0]), len(table.sample_id)
+            if first[0]:
+                seen.update(table.attrs)
+                first[0] = False
+            values = {
+                "sample_id": np.array(table.sample_id, dtype=object),
+                "landmarks": table.landmarks,
+                "image_size": table.image_size,
+                "status": table.status,
+                "reason": np.array(table.reason or [""] * k, dtype=object),
+            }
+            for name, d in ds.items():
+                d.resize(n0 + k, axis=0)
+                if k:
+                    d[n0 : n0 + k] = values[name]
+
+        yield put
+        h5.set_attrs(f, {"convention": "ibug68", **seen})
 
 
-def read_landmark_store(path: str | Path) -> LandmarkTable:
-    """Read the whole store (≈ 550 bytes a row: 300k rows ≈ 165 MB)."""
+def write_landmark_store(path: str | Path, table: LandmarkTable) -> None:
+    """Write a whole in-memory table atomically and deterministically (one block of `stream_landmark_store`)."""
+    with stream_landmark_store(path) as put:
+        put(table)
+
+
+def open_landmark_store(path: str | Path) -> h5py.File:
+    """The store opened read-only; a missing file says what makes it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"landmark store {path} not found; run `dvc repro landmarks` (or `dvc pull {path}`)")
-    with h5py.File(path, "r") as f:
-        return LandmarkTable(
-            sample_id=h5.read_strings(f["sample_id"]),
-            landmarks=f["landmarks"][()],
-            image_size=f["image_size"][()],
-            status=f["status"][()],
-            attrs={k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()},
-            reason=h5.read_strings(f["reason"]) if "reason" in f else None,
-        )
+    return h5py.File(path, "r")
+
+
+def landmark_rows(f: h5py.File, rows: slice) -> LandmarkTable:
+    """Rows `rows` of an open store (a block reader's memory then does not grow with N)."""
+    return LandmarkTable(
+        sample_id=h5.read_strings(f["sample_id"], rows),
+        landmarks=f["landmarks"][rows],
+        image_size=f["image_size"][rows],
+        status=f["status"][rows],
+        attrs={k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()},
+        reason=h5.read_strings(f["reason"], rows) if "reason" in f else None,
+    )
+
+
+def read_landmark_store(path: str | Path) -> LandmarkTable:
+    """Read the whole store (≈ 550 bytes a row: 300k rows ≈ 165 MB; `landmark_rows` reads a slice)."""
+    with open_landmark_store(path) as f:
+        return landmark_rows(f, slice(None))
 
 
 def read_status(path: str | Path) -> tuple[list[str], np.ndarray, list[str]]:

@@ -43,6 +43,18 @@ def summarize_table(table: LandmarkTable) -> dict[str, Any]:
     return {"rows": len(table.sample_id), "status": table.status_counts(), "reasons": dict(sorted(reasons.items()))}
 
 
+def merge_summaries(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
+    """The summary of two blocks' rows together (`a` None: `b`)."""
+    if a is None:
+        return b
+    reasons = Counter(a["reasons"]) + Counter(b["reasons"])
+    return {
+        "rows": a["rows"] + b["rows"],
+        "status": {k: a["status"][k] + b["status"][k] for k in a["status"]},
+        "reasons": dict(sorted(reasons.items())),
+    }
+
+
 def format_summary(summary: dict[str, Any]) -> str:
     """Two-line human form of `summarize_table`."""
     status = ", ".join(f"{k} {v}" for k, v in summary["status"].items())
@@ -57,29 +69,46 @@ def advice(status: int, reason: str) -> str:
     return STATUS_ADVICE.get(Status(status), "see the landmark backend's log")
 
 
+class BadRowLog:
+    """Warn once per bad row (file, manifest row, status, reason, what to do), at most `limit` per reason, over the
+    blocks of a streamed stage; `close` says how many more each reason had."""
+
+    def __init__(self, source: str, limit: int = LOG_LIMIT) -> None:
+        self.source, self.limit, self.seen = source, int(limit), Counter[str]()
+
+    def add(self, table: LandmarkTable, paths: list[str], first_row: int = 0) -> None:
+        """Log the bad rows of a block whose first row is manifest row `first_row` (0-based)."""
+        reasons = row_reasons(table.status, table.reason or [""] * len(paths))
+        for i, r in enumerate(reasons):
+            if not r:
+                continue
+            self.seen[r] += 1
+            if self.seen[r] <= self.limit:
+                status = int(table.status[i])
+                log.warning(
+                    "%s row %d (%s, %s): status %s: %s (%s)",
+                    self.source,
+                    first_row + i + 2,
+                    table.sample_id[i],
+                    paths[i],
+                    Status(status).name.lower(),
+                    r,
+                    advice(status, r),
+                )
+
+    def close(self) -> None:
+        """One line per reason that had more rows than were logged."""
+        for r, n in sorted(self.seen.items()):
+            if n > self.limit:
+                log.warning("%s: ... and %d more rows with reason %r (the store's `reason` lists them all)",
+                            self.source, n - self.limit, r)
+
+
 def log_bad_rows(table: LandmarkTable, paths: list[str], source: str, limit: int = LOG_LIMIT) -> None:
-    """Warn once per bad row (file, manifest row, status, reason, what to do), at most `limit` per reason."""
-    seen: Counter[str] = Counter()
-    reasons = row_reasons(table.status, table.reason or [""] * len(paths))
-    for i, r in enumerate(reasons):
-        if not r:
-            continue
-        seen[r] += 1
-        if seen[r] <= limit:
-            status = int(table.status[i])
-            log.warning(
-                "%s row %d (%s, %s): status %s: %s (%s)",
-                source,
-                i + 2,
-                table.sample_id[i],
-                paths[i],
-                Status(status).name.lower(),
-                r,
-                advice(status, r),
-            )
-    for r, n in sorted(seen.items()):
-        if n > limit:
-            log.warning("%s: ... and %d more rows with reason %r (the store's `reason` lists them all)", source, n - limit, r)
+    """`BadRowLog` over one in-memory table."""
+    bad = BadRowLog(source, limit)
+    bad.add(table, paths)
+    bad.close()
 
 
 def skip_unusable_images(manifest: pd.DataFrame, store: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:

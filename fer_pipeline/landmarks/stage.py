@@ -1,0 +1,45 @@
+"""The landmarks stage, streamed: manifest blocks in, store blocks out, so its memory does not grow with N."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fer_pipeline.core import paths
+from fer_pipeline.data.manifest import iter_manifest, read_manifest
+from fer_pipeline.landmarks.extract import explain_unreadable, make_backend
+from fer_pipeline.landmarks.store import stream_landmark_store
+from fer_pipeline.landmarks.summary import BadRowLog, merge_summaries, summarize_table
+
+#: Manifest rows read, processed and written at a time (at least 16 of the backend's joblib chunks, so workers stay busy).
+BLOCK_ROWS = 4096
+
+
+def block_rows(params: dict[str, Any]) -> int:
+    """Rows per block for `landmarks` params: BLOCK_ROWS, or 16 joblib chunks when those are larger."""
+    return max(BLOCK_ROWS, 16 * int(params.get("chunk_size", 256)))
+
+
+def build_landmark_store(
+    out: str | Path, manifest: str | Path, root: str | Path, params: dict[str, Any], *, dataset: str
+) -> dict[str, Any]:
+    """Run `landmarks.backend` over the manifest at `manifest` block by block into the store `out`; every manifest row
+    gets a row (a failure is a status with a reason, logged naming the file and row). Returns `summarize_table`'s
+    summary of all rows."""
+    backend = make_backend(params, dataset, paths.prepared_dir(dataset))
+    bad = BadRowLog(str(manifest))
+    summary: dict[str, Any] | None = None
+    root = Path(root)
+    with stream_landmark_store(out) as put:
+        for start, block in iter_manifest(manifest, block_rows(params)):
+            table = explain_unreadable(backend.extract(block, root, first_row=start), block, root)
+            put(table)
+            bad.add(table, block["path"].tolist(), start)
+            summary = merge_summaries(summary, summarize_table(table))
+        if summary is None:  # an empty manifest still gets a store, with the backend's attributes
+            empty = read_manifest(manifest)
+            table = backend.extract(empty, root)
+            put(table)
+            summary = summarize_table(table)
+    bad.close()
+    return summary
