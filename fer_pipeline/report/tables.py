@@ -51,13 +51,16 @@ def build_table(metrics: Mapping[str, Mapping[str, Any]], methods: Sequence[str]
 
 
 def shortcut_table(metrics: Mapping[str, Mapping[str, Any]], methods: Sequence[str]) -> pd.DataFrame:
-    """Accuracy on test images with no cue / an agreeing cue / a conflicting cue (synthetic shortcut demo)."""
+    """Accuracy on test images with no cue / an agreeing cue / a conflicting cue (synthetic shortcut demo; runs whose
+    test images carry no mark are left out)."""
     rows = []
     for method in methods:
         for aus in AUS:
             m = metrics.get(run_name(method, aus), {})
             if not any(k in m for k, _ in SHORTCUT):
                 continue
+            if not any(m.get(f"n_{key.removeprefix('cl_')}") for key, _ in SHORTCUT[1:]):
+                continue  # no test image carries the mark (synthetic.shortcut off): nothing to split
             row = {"run": run_name(method, aus)}
             for key, label in SHORTCUT:
                 v = m.get(key)
