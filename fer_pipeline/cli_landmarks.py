@@ -52,7 +52,10 @@ def import_command(args: argparse.Namespace) -> int:
         print("no usable row: check that sample_id matches the manifest's and that the points are in pixels of the image")
         return 1
     out = args.out or paths.landmark_import(dataset)
-    write_landmark_csv(out, *read_points_file(args.file))
+    ids, points = read_points_file(args.file)
+    rank = {sid: i for i, sid in enumerate(manifest["sample_id"])}  # manifest order, so the stage can stream the file
+    order = sorted(range(len(ids)), key=lambda i: (rank.get(ids[i], len(rank)), i))
+    write_landmark_csv(out, [ids[i] for i in order], points[order])
     file_line = "" if out == paths.landmark_import(dataset) else f"\n  landmarks.file: {out}"
     print(f"wrote {out}. To use it, set in params.yaml:\n  landmarks.backend: import{file_line}\nthen run `dvc repro`.")
     return 0
