@@ -8,20 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
-from fer_pipeline.aumaps.render import render_maps, to_uint8
-from fer_pipeline.aumaps.store import write_aumap_store
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split
-from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
 from fer_pipeline.models import load_model
 from fer_pipeline.train import TrainConfig, train_model
 from fer_pipeline.train.distributed import SINGLE, DistInfo, EpochSampler, cpu_threads, per_rank_batch
 from tests.conftest import ROOT
+from tests.faces import write_faces
 
 #: Runs one training from a JSON spec; started as a plain process or under torchrun.
 RUNNER = """
@@ -53,21 +50,11 @@ def logged_metric(live: Path, name: str) -> np.ndarray:
 
 def tiny_dataset(root: Path, n: int, size: int) -> Path:
     """n synthetic faces (PNG), their AU map store and a manifest CSV; returns the manifest path."""
-    (root / "images").mkdir(parents=True)
     labels = np.arange(n) % NUM_CLASSES
     split = stratified_split(labels, val_fraction=0.25, test_fraction=0.0, seed=0)
-    ids = [f"d{i:03d}" for i in range(n)]
-    points = np.empty((n, 68, 2), np.float32)
-    for i in range(n):
-        s = make_sample(0, i, int(labels[i]), str(split[i]), SyntheticConfig(size=size))
-        points[i] = s.landmarks
-        cv2.imwrite(str(root / "images" / f"{ids[i]}.png"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
-    maps, has_map = render_maps(points, np.tile([size, size], (n, 1)), labels)
-    write_aumap_store(root / "aumaps.h5", ids, to_uint8(maps), has_map, {"size": 56})
+    rows, _ = write_faces(root, labels, split, size=size, prefix="d")
     manifest = root / "manifest.csv"
-    pd.DataFrame({"sample_id": ids, "path": [f"images/{s}.png" for s in ids], "label": labels, "split": split}).to_csv(
-        manifest, index=False
-    )
+    rows.drop(columns="cue").to_csv(manifest, index=False)
     return manifest
 
 

@@ -15,11 +15,8 @@ import pytest
 import torch
 
 from fer_pipeline import cli
-from fer_pipeline.aumaps.render import render_maps, to_uint8
-from fer_pipeline.aumaps.store import write_aumap_store
 from fer_pipeline.core.labels import AU_CLASSES, LABELS, NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split
-from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
 from fer_pipeline.evaluate.extended import Extended, evaluate_extended, write_extended
 from fer_pipeline.evaluate.figures import DPI, EXPLAIN_PANEL, HEADER, PANEL, samples_figure, save_figure
 from fer_pipeline.evaluate.panel import read_panel
@@ -27,6 +24,7 @@ from fer_pipeline.landmarks.store import LandmarkTable, write_landmark_store
 from fer_pipeline.report.extra import render_extra, write_compare_figure
 from fer_pipeline.train import TrainConfig, train_model
 from tests.conftest import make_clone, run
+from tests.faces import write_faces
 
 torch.set_num_threads(2)
 N, SIZE = 112, 64
@@ -49,24 +47,11 @@ def grid_px(rows: int, cols: int, panel: float = PANEL) -> tuple[int, int]:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """~110 synthetic 64 px faces with shortcut marks, landmark + AU map stores, and a 1-epoch resnet18 model."""
     root = tmp_path_factory.mktemp("tiny")
-    (root / "images").mkdir()
     labels = np.random.default_rng(0).permutation(np.arange(N) % NUM_CLASSES)
     split = stratified_split(labels, val_fraction=0.1, test_fraction=0.25, seed=0)
-    cfg = SyntheticConfig(size=SIZE, shortcut=True)
-    ids = [f"t{i:03d}" for i in range(N)]
-    pts, cues = np.empty((N, 68, 2), np.float32), np.empty(N, np.int64)
-    for i in range(N):
-        s = make_sample(1, i, int(labels[i]), str(split[i]), cfg)
-        pts[i], cues[i] = s.landmarks, s.cue
-        cv2.imwrite(str(root / "images" / f"{ids[i]}.png"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
-    hw = np.tile([SIZE, SIZE], (N, 1))
-    maps, has = render_maps(pts, hw, labels)
-    attrs = {"codebook": "reference", "size": 56, "radius": 0.25, "smoothing": 0.5}
-    write_aumap_store(root / "aumaps.h5", ids, to_uint8(maps), has, attrs)
-    write_landmark_store(root / "landmarks.h5", LandmarkTable(ids, pts, hw, np.zeros(N, np.uint8)))
-    manifest = pd.DataFrame(
-        {"sample_id": ids, "path": [f"images/{s}.png" for s in ids], "label": labels, "split": split, "cue": cues}
-    )
+    manifest, pts = write_faces(root, labels, split, size=SIZE, prefix="t", seed=1, shortcut=True)
+    ids = manifest["sample_id"].tolist()
+    write_landmark_store(root / "landmarks.h5", LandmarkTable(ids, pts, np.tile([SIZE, SIZE], (N, 1)), np.zeros(N, np.uint8)))
     tc = TrainConfig.from_params(
         {
             "backbone": "resnet18",

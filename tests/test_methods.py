@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,12 +14,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from fer_pipeline.aumaps.render import render_maps, to_uint8
-from fer_pipeline.aumaps.store import write_aumap_store
 from fer_pipeline.core.labels import AU_CLASSES, LABELS, NUM_CLASSES
 from fer_pipeline.core.presets import overlay_flags
 from fer_pipeline.data.manifest import stratified_split
-from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
 from fer_pipeline.evaluate.run import evaluate_model
 from fer_pipeline.models import FERModel, create_model, list_methods, load_model, save_model
 from fer_pipeline.models.acol import erase
@@ -35,6 +31,7 @@ from fer_pipeline.models.wildcat import wildcat_pool
 from fer_pipeline.report.tables import build_table, method_notes, render_report
 from fer_pipeline.train import TrainConfig, train_model
 from fer_pipeline.train.config import method_params
+from tests.faces import write_faces
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,19 +290,11 @@ def test_cutmix_mixes_image_and_au_map_by_the_same_box_only_in_training() -> Non
 def faces(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
     """~100 synthetic 48 px faces with real AU maps and a train/val/test manifest, written once for this module."""
     root = tmp_path_factory.mktemp("faces")
-    (root / "img").mkdir()
     n, size = 105, 48
     labels = np.random.default_rng(0).permutation(np.arange(n) % NUM_CLASSES)
     split = stratified_split(labels, val_fraction=0.15, test_fraction=0.2, seed=0)
-    ids = [f"f{i:03d}" for i in range(n)]
-    points = np.empty((n, 68, 2), np.float32)
-    for i in range(n):
-        s = make_sample(0, i, int(labels[i]), str(split[i]), SyntheticConfig(size=size))
-        points[i] = s.landmarks
-        cv2.imwrite(str(root / "img" / f"{ids[i]}.png"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
-    maps, has_map = render_maps(points, np.tile([size, size], (n, 1)), labels)
-    write_aumap_store(root / "aumaps.h5", ids, to_uint8(maps), has_map, {"size": 56})
-    return root, pd.DataFrame({"sample_id": ids, "path": [f"img/{s}.png" for s in ids], "label": labels, "split": split})
+    rows, _ = write_faces(root, labels, split, size=size, prefix="f", folder="img")
+    return root, rows.drop(columns="cue")
 
 
 @pytest.mark.slow

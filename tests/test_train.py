@@ -12,35 +12,22 @@ import pandas as pd
 import pytest
 import torch
 
-from fer_pipeline.aumaps.render import render_maps, to_uint8
 from fer_pipeline.aumaps.store import write_aumap_store
 from fer_pipeline.core.labels import AU_CLASSES, LABELS, NEUTRAL, NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split
-from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
 from fer_pipeline.evaluate.run import evaluate_model, write_outputs
 from fer_pipeline.models import load_model
 from fer_pipeline.train import FERDataset, TrainConfig, train_model
+from tests.faces import write_faces
 
 torch.set_num_threads(2)
 
 
 def make_dataset(root: Path, n: int, size: int, *, shortcut: bool = False) -> pd.DataFrame:
     """Synthetic faces (PNG), their real AU maps (HDF5 store) and a manifest with train/val/test and cue columns."""
-    (root / "images").mkdir(parents=True)
     labels = np.random.default_rng(0).permutation(np.arange(n) % NUM_CLASSES)
     split = stratified_split(labels, val_fraction=0.15, test_fraction=0.2, seed=0)
-    cfg = SyntheticConfig(size=size, shortcut=shortcut)
-    ids = [f"s{i:04d}" for i in range(n)]
-    points = np.empty((n, 68, 2), np.float32)
-    cues = np.empty(n, np.int64)
-    for i in range(n):
-        s = make_sample(0, i, int(labels[i]), str(split[i]), cfg)
-        points[i], cues[i] = s.landmarks, s.cue
-        cv2.imwrite(str(root / "images" / f"{ids[i]}.png"), cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
-    maps, has_map = render_maps(points, np.tile([size, size], (n, 1)), labels)
-    write_aumap_store(root / "aumaps.h5", ids, to_uint8(maps), has_map, {"size": 56})
-    paths = [f"images/{s}.png" for s in ids]
-    return pd.DataFrame({"sample_id": ids, "path": paths, "label": labels, "split": split, "cue": cues})
+    return write_faces(root, labels, split, size=size, prefix="s", shortcut=shortcut)[0]
 
 
 @pytest.fixture(scope="module")
