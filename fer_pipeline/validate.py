@@ -179,14 +179,35 @@ def check_evaluate(params: Mapping[str, Any]) -> None:
         choice(params, "train.device", DEVICES)
 
 
-def check_report(params: Mapping[str, Any]) -> None:
-    """`report.methods`: a non-empty list of distinct names (each is validated by its train stage)."""
-    methods = get(params, "report.methods")
-    names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else methods
-    if not isinstance(names, list) or not names or not all(isinstance(m, str) and m for m in names):
-        raise ParamsError(f"report.methods={methods!r} must be a non-empty list of method names, e.g. [cam]")
+def _method_list(params: Mapping[str, Any], key: str, *, empty_ok: bool) -> list[str]:
+    """`report.<key>` as a list of distinct names (a `-S` string "a,b" is accepted)."""
+    value = get(params, key) if not empty_ok else (params.get("report") or {}).get(key.split(".")[-1]) or []
+    names = [m.strip() for m in value.strip("[]").split(",") if m.strip()] if isinstance(value, str) else value
+    if not isinstance(names, list) or not all(isinstance(m, str) and m for m in names) or (not names and not empty_ok):
+        raise ParamsError(f"{key}={value!r} must be a {'' if empty_ok else 'non-empty '}list of method names, e.g. [cam]")
     if len(set(names)) != len(names):
-        raise ParamsError(f"report.methods={methods!r} lists a method twice")
+        raise ParamsError(f"{key}={value!r} lists a method twice")
+    return names
+
+
+def check_report(params: Mapping[str, Any]) -> None:
+    """`report.methods` (methods that train) and `report.posthoc` (read out post hoc from a trained method's model)."""
+    from fer_pipeline.models import is_posthoc, list_methods, trained_method
+
+    methods = _method_list(params, "report.methods", empty_ok=False)
+    posthoc = _method_list(params, "report.posthoc", empty_ok=True)
+    for name in methods + posthoc:
+        if name.lower() not in list_methods():
+            raise ParamsError(f"report: method {name!r} unknown; valid: {', '.join(list_methods())}")
+    for name in methods:
+        if is_posthoc(name):
+            raise ParamsError(f"report.methods lists {name}, which is post hoc (no training): move it to report.posthoc")
+    for name in posthoc:
+        if not is_posthoc(name):
+            raise ParamsError(f"report.posthoc lists {name}, which trains: move it to report.methods")
+        if trained_method(name) not in methods:
+            raise ParamsError(f"report.posthoc lists {name}, which reads the {trained_method(name)} model: "
+                              f"add {trained_method(name)} to report.methods")
 
 
 def check_stage(stage: str, params: Mapping[str, Any], **kwargs: Any) -> Any:

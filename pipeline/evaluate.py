@@ -1,4 +1,5 @@
-"""Stage `evaluate@<method>-<noaus|aus>`: CL, CAM-COS, ATT-COS, extra map metrics, deletion, figures on the test split."""
+"""Stages `evaluate@<method>-<noaus|aus>` and `posthoc@<method>-<noaus|aus>`: CL, CAM-COS, ATT-COS, extra map metrics,
+deletion, figures on the test split. A post-hoc method (GradCAM & co.) reads the model of the method it trains as."""
 
 import os
 import sys
@@ -13,6 +14,7 @@ from fer_pipeline.data.datasets import image_root
 from fer_pipeline.data.manifest import read_manifest
 from fer_pipeline.evaluate.extended import evaluate_extended, write_extended
 from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_images
+from fer_pipeline.models import trained_method
 from fer_pipeline.report.tables import run_name
 from fer_pipeline.validate import check_stage, run_stage
 
@@ -22,10 +24,12 @@ def main(method: str, aus: str) -> None:
     check_stage("evaluate", params)
     dataset, p = params["data"]["dataset"], params["evaluate"]
     run = run_name(method, aus)
+    model_path = paths.model_path(run_name(trained_method(method), aus))
     manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), paths.landmark_store(dataset))
     print(describe_skipped(skipped, f"evaluate {run}", splits=("test",)))
     ext = evaluate_extended(
-        paths.model_path(run),
+        model_path,
+        method=method,
         manifest=manifest,
         image_root=image_root(params["data"]),
         aumap_path=paths.aumap_store(dataset),
@@ -37,6 +41,7 @@ def main(method: str, aus: str) -> None:
         figure_samples=int(p.get("figure_samples", 1)),
     )
     ext.result.metrics["n_skipped_unusable_images"] = int((skipped["split"] == "test").sum())
+    ext.result.metrics["model"] = str(model_path)
     write_extended(
         ext, run, metrics_path=paths.metrics_path(run), plots_dir=paths.plots_dir(run), figures_dir=paths.figures_dir(run)
     )

@@ -8,19 +8,27 @@ from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params, write_text
 from fer_pipeline.evaluate.panel import read_panel
 from fer_pipeline.report.extra import render_extra, write_compare_figure
-from fer_pipeline.report.tables import AUS, build_table, method_notes, render_report, run_name, shortcut_table
+from fer_pipeline.report.tables import (
+    AUS,
+    build_table,
+    method_notes,
+    render_report,
+    report_methods,
+    run_name,
+    shortcut_table,
+)
 from fer_pipeline.validate import check_stage, run_stage
 
 
 def main() -> None:
     params = load_params()
     check_stage("report", params)
-    methods = [str(m) for m in params["report"]["methods"]]
+    methods = report_methods(params["report"])
     metrics = {}
     for method in methods:
         for aus in AUS:
             run = run_name(method, aus)
-            metrics[run] = json.loads(paths.metrics_path(run).read_text(encoding="utf-8"))
+            metrics[run] = json.loads(paths.details_path(run).read_text(encoding="utf-8"))
     table = build_table(metrics, methods, pd.read_csv(paths.PAPER_TABLES))
     shortcut = shortcut_table(metrics, methods)
     figures = {}

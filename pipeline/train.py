@@ -1,4 +1,6 @@
-"""Stage `train@<method>-<noaus|aus>`: train one model; λ = 0 without AUs, `train.lambda` with."""
+"""Stages `train-baseline@<method>` (λ = 0, no AUs: `<method> noaus`) and `train@<method>` (`train.lambda`, with AUs:
+`<method> aus`): train one model. Post-hoc methods (GradCAM & co.) have no training: their evaluation reads the
+model of the method they train as."""
 
 import os
 import sys
@@ -12,6 +14,7 @@ from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
 from fer_pipeline.data.manifest import read_manifest
 from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_images
+from fer_pipeline.models import is_posthoc, trained_method
 from fer_pipeline.report.tables import AUS, run_name
 from fer_pipeline.train.loop import train_model
 from fer_pipeline.validate import check_stage, run_stage
@@ -20,6 +23,11 @@ from fer_pipeline.validate import check_stage, run_stage
 def main(method: str, aus: str) -> None:
     if aus not in AUS:
         raise SystemExit(f"train: second argument must be one of {AUS}, got {aus!r}")
+    if is_posthoc(method):
+        raise ValueError(
+            f"{method} is post hoc: it reads out the {trained_method(method)} model and trains nothing; "
+            f"list it under report.posthoc (not report.methods) in params.yaml"
+        )
     params = load_params()
     dataset = params["data"]["dataset"]
     cfg, options = check_stage("train", params, method=method)  # methods.<method> overrides train.*
@@ -31,7 +39,7 @@ def main(method: str, aus: str) -> None:
         lam=cfg.lam if aus == "aus" else 0.0,
         manifest=manifest,
         image_root=image_root(params["data"]),
-        aumap_path=paths.aumap_store(dataset),
+        aumap_path=paths.aumap_store(dataset) if aus == "aus" else None,  # the baseline reads no AU maps
         model_out=paths.model_path(run),
         live_dir=paths.live_dir(run),
         checkpoint_dir=paths.checkpoint_dir(run),

@@ -27,16 +27,38 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return res
 
 
+#: Untracked files a developer may have added and not yet committed: copied so tests see them (never run outputs).
+SOURCE_DIRS = ("fer_pipeline", "pipeline", "tests", "benchmarks")
+
+
+def project_files(root: Path = ROOT) -> list[str]:
+    """What the project tracks (with uncommitted edits) plus untracked, not-ignored source files: never the outputs of a
+    run (`make repro` rewrites tracked outputs such as metrics/ and dvc.lock in place: they are copied as committed)."""
+    def ls(*args: str) -> list[str]:
+        out = subprocess.run(["git", "ls-files", "-z", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+        return [f for f in out.split("\0") if f]
+
+    return sorted(set(ls()) | set(ls("-o", "--exclude-standard", "--", *SOURCE_DIRS)))
+
+
+#: Tracked outputs of `dvc repro` (committed baseline): a clone takes their committed bytes, not the workspace's.
+OUTPUT_PREFIXES = ("dvc.lock", "metrics/", "plots/", "reports/", "figures/", "dvclive/")
+
+
 def make_clone(dest: Path) -> Path:
-    """Copy the repo's tracked and untracked-not-ignored files (no outputs, no venv) into a fresh git repo."""
-    files = subprocess.run(
-        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split("\0")
-    for rel in filter(None, files):
+    """A fresh git repo holding the project's files (`project_files`); run outputs as committed at HEAD."""
+    for rel in project_files():
         src = ROOT / rel
-        if src.is_file() and not rel.startswith(("data/prepared", "data/landmarks", "data/aumaps", "models/")):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+        target = dest / rel
+        if rel.startswith(OUTPUT_PREFIXES):
+            blob = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=ROOT, capture_output=True, check=False)
+            if blob.returncode:
+                continue  # an output not committed yet
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(blob.stdout)
+        elif src.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
     run(["git", "init", "-q"], dest)
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-q", "-m", "clone"], dest)

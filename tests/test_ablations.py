@@ -12,6 +12,7 @@ import pytest
 
 from fer_pipeline.core import paths
 from fer_pipeline.evaluate.figures import save_figure
+from fer_pipeline.evaluate.headline import headline
 from fer_pipeline.report.ablations import (
     experiments_table,
     lambda_curve,
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def state(rev: str, lam: Any, layers: Any, aus: dict[str, float], noaus: dict[str, float], name: str | None = None) -> dict:
     """One ExpState as `dvc exp show --json` dumps it (params/metrics keyed by file, values under `data`)."""
     params = {"params.yaml": {"data": {"train": {"lambda": lam, "layers": layers, "epochs": 6}, "evaluate": {"batch_size": 64}}}}
-    metrics = {"metrics/cam-aus.json": {"data": aus}, "metrics/cam-noaus.json": {"data": noaus}}
+    metrics = {"metrics/cam-aus.json": {"data": headline(aus)}, "metrics/cam-noaus.json": {"data": headline(noaus)}}
     return {
         "rev": rev,
         "name": name,

@@ -19,6 +19,7 @@ from fer_pipeline.core.labels import AU_CLASSES, LABELS, NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split
 from fer_pipeline.evaluate.extended import Extended, evaluate_extended, write_extended
 from fer_pipeline.evaluate.figures import DPI, EXPLAIN_PANEL, HEADER, PANEL, samples_figure, save_figure
+from fer_pipeline.evaluate.headline import headline
 from fer_pipeline.evaluate.panel import read_panel
 from fer_pipeline.landmarks.store import LandmarkTable, write_landmark_store
 from fer_pipeline.report.extra import render_extra, write_compare_figure
@@ -104,7 +105,8 @@ def evaluated(trained: tuple[Path, pd.DataFrame]) -> tuple[Extended, Path]:
 
 def test_extended_metrics(evaluated: tuple[Extended, Path], trained: tuple[Path, pd.DataFrame]) -> None:
     ext, out = evaluated
-    m = json.loads((out / "metrics" / "cam-aus.json").read_text())
+    m = json.loads((out / "plots" / "cam-aus" / "details.json").read_text())  # every metric; the DVC metric: headline
+    assert json.loads((out / "metrics" / "cam-aus.json").read_text()) == headline(m)
     for key in ("cam_pointing", "cam_energy", "att_pointing", "att_energy", "cue_area"):
         assert 0.0 <= m[key] <= 1.0, key
     for key in ("cue_cam_share_agree", "cue_cam_share_conflict", "cue_att_share_agree", "cue_att_share_conflict"):
@@ -152,7 +154,7 @@ def test_report_side_by_side_figure(evaluated: tuple[Extended, Path], tmp_path: 
     assert write_compare_figure(panels, "cam", tmp_path / "cam-samples.png")
     img = png(tmp_path / "cam-samples.png")
     assert img.shape[:2] == grid_px(len(AU_CLASSES), 5) and img[..., :3].var() > 100.0
-    metrics = {r: json.loads((out / "metrics" / f"{r}.json").read_text()) for r in ("cam-noaus", "cam-aus")}
+    metrics = {r: json.loads((out / "plots" / r / "details.json").read_text()) for r in ("cam-noaus", "cam-aus")}
     text = render_extra(metrics, ["cam"], {"cam": "figures/cam-samples.png"})
     assert (
         "CAM pointing game" in text and "deletion score" in text and "AU12" in text and "![cam](figures/cam-samples.png)" in text

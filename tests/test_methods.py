@@ -18,7 +18,7 @@ from fer_pipeline.core.labels import AU_CLASSES, LABELS, NUM_CLASSES
 from fer_pipeline.core.presets import overlay_flags
 from fer_pipeline.data.manifest import stratified_split
 from fer_pipeline.evaluate.run import evaluate_model
-from fer_pipeline.models import FERModel, create_model, list_methods, load_model, save_model
+from fer_pipeline.models import FERModel, create_model, is_posthoc, list_methods, load_model, save_model
 from fer_pipeline.models.acol import erase
 from fer_pipeline.models.adl import ADL
 from fer_pipeline.models.cutmix import cutmix
@@ -105,7 +105,8 @@ def test_table1_preset_covers_all_methods_with_valid_settings() -> None:
     flags = overlay_flags(ROOT / "params-table1.yaml", ROOT / "params.yaml")
     pairs = dict(f.split("=", 1) for f in flags[1::2])
     assert flags[0::2] == ["-S"] * len(pairs)
-    assert sorted(yaml.safe_load(pairs["report.methods"])) == METHODS
+    trained, posthoc = yaml.safe_load(pairs["report.methods"]), yaml.safe_load(pairs["report.posthoc"])
+    assert sorted(trained + posthoc) == METHODS and all(is_posthoc(m) for m in posthoc) and not any(map(is_posthoc, trained))
     assert pairs["train.backbone"] == '"resnet50"' and pairs["+methods.apvit.input_size"] == "112"  # new keys get "+"
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     overlay = yaml.safe_load((ROOT / "params-table1.yaml").read_text())

@@ -130,7 +130,8 @@ def test_bad_input_through_the_stages(
     assert f"train cam-aus: skipping {n_skip} rows whose image is unusable" in out
     out = stage("evaluate", "cam", "aus")
     assert f"evaluate cam-aus: skipping {int((bad['split'] == 'test').sum())} rows whose image is unusable" in out
-    metrics = json.loads(paths.metrics_path("cam-aus").read_text())
+    metrics = json.loads(paths.details_path("cam-aus").read_text())
+    assert json.loads(paths.metrics_path("cam-aus").read_text())["skip"] == metrics["n_skipped_unusable_images"]
     test = corpus[corpus["split"] == "test"]
     assert metrics["n_skipped_unusable_images"] == int((bad["split"] == "test").sum()) > 0
     assert metrics["n"] == len(test) - metrics["n_skipped_unusable_images"]  # grayscale/RGBA/16-bit/CMYK rows are kept

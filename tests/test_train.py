@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from fer_pipeline.aumaps.store import write_aumap_store
 from fer_pipeline.core.labels import AU_CLASSES, LABELS, NEUTRAL, NUM_CLASSES
@@ -218,16 +219,18 @@ def test_train_then_evaluate(synth: tuple[Path, pd.DataFrame], tmp_path: Path, m
     assert np.nanmean(result.att_cos[result.y == 1]) == pytest.approx(m["per_class"]["happiness"]["att_cos"])
 
     write_outputs(result, tmp_path / "m" / "metrics.json", tmp_path / "plots")
-    saved = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    saved = json.loads((tmp_path / "plots" / "details.json").read_text())  # every metric; metrics.json: the headline
     assert saved["per_class"]["neutral"]["cam_cos"] is None and saved["cl"] == pytest.approx(m["cl"], abs=1e-5)
+    head = json.loads((tmp_path / "m" / "metrics.json").read_text())
+    assert head["cl"] == pytest.approx(m["cl"], abs=0.01) and head["att"]["cos"] == pytest.approx(m["att_cos"], abs=1e-4)
     cm = pd.read_csv(tmp_path / "plots" / "confusion.csv")
     assert list(cm.columns) == ["actual", "predicted"] and len(cm) == len(test)
     assert cm["actual"].tolist() == [LABELS[k] for k in result.y]
     # deterministic: a second evaluation writes the same bytes
-    first = (tmp_path / "m" / "metrics.json").read_bytes()
+    first = [(tmp_path / f).read_bytes() for f in ("m/metrics.json", "plots/details.json")]
     again = evaluate_model(tmp_path / "model.pt", manifest=manifest, image_root=root, aumap_path=root / "aumaps.h5", device="cpu")
     write_outputs(again, tmp_path / "m" / "metrics.json", tmp_path / "plots")
-    assert (tmp_path / "m" / "metrics.json").read_bytes() == first
+    assert [(tmp_path / f).read_bytes() for f in ("m/metrics.json", "plots/details.json")] == first
 
 
 def test_resume_gives_the_same_weights(synth: tuple[Path, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -278,3 +281,21 @@ def test_resume_gives_the_same_weights(synth: tuple[Path, pd.DataFrame], tmp_pat
         **{**common, "lam": 0.0},
     )
     assert other["epochs_run"] == 1
+
+
+def test_baseline_depends_on_no_alignment_param(synth: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+    """λ = 0 (the train-baseline stage): the same model.pt bytes whatever train.layers / align_loss say and whether an
+    AU-map store is given, and nothing of the alignment in its logs (DVC may then leave it out of a λ/layer sweep)."""
+    root, manifest = synth
+    small = manifest[manifest["split"].isin(["train", "val"])].groupby("split").head(32)
+    outs = []
+    for i, (layers, loss, maps) in enumerate((("5", "cos", root / "aumaps.h5"), ("4,3", "l1", None))):
+        cfg = small_cfg(input_size=32, batch_size=16, epochs=1, layers=layers, align_loss=loss)
+        train_model(cfg, lam=0.0, manifest=small, image_root=root, aumap_path=maps, model_out=tmp_path / f"{i}.pt",
+                    live_dir=tmp_path / f"live{i}")
+        outs.append((tmp_path / f"{i}.pt").read_bytes())
+        logged = {p.name for p in (tmp_path / f"live{i}" / "plots" / "metrics").rglob("*.tsv")}
+        assert "acc.tsv" in logged and not logged & {"align.tsv", "att_cos.tsv"}, logged
+        params = yaml.safe_load((tmp_path / f"live{i}" / "params.yaml").read_text())
+        assert params["layers"] == "" and params["align_loss"] is None and params["lambda"] == 0
+    assert outs[0] == outs[1]

@@ -188,3 +188,28 @@ class AUMapReader:
 def open_maps(path: str | Path) -> AUMapReader:
     """A lazy, picklable per-row reader of the store (see `AUMapReader`)."""
     return AUMapReader(path)
+
+
+class NoMaps:
+    """A reader with no AU maps (`has_map` False everywhere, all-zero maps): training that reads no store, the λ = 0
+    baseline, whose model must not depend on the AU maps."""
+
+    path = None
+    attrs: dict[str, Any] = {}
+    #: Side of the zero maps handed out (they are never scored: has_map is False).
+    size = 8
+
+    def __init__(self, sample_ids: Sequence[str]) -> None:
+        self._ids = [str(s) for s in sample_ids]
+        self.has_map: np.ndarray = np.zeros(len(self._ids), dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def read_u8(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """uint8 zeros (len(rows), size, size)."""
+        return np.zeros((len(rows), self.size, self.size), dtype=np.uint8)
+
+    def sample_ids(self) -> list[str]:
+        """Row keys: the sample ids it was made for, in that order."""
+        return list(self._ids)

@@ -55,13 +55,22 @@ def checkpoint_dir(run: str) -> Path:
 
 
 def metrics_path(run: str) -> Path:
-    """Evaluation metrics JSON of one run (a DVC metrics file)."""
+    """Headline metrics JSON of one run (the DVC metrics file a reviewer diffs)."""
     return Path("metrics") / f"{run}.json"
 
 
 def plots_dir(run: str) -> Path:
     """DVC plot CSVs of one run."""
     return Path("plots") / run
+
+
+#: Every metric of a run (per class, layer, AU; not a DVC metric) in its plots folder: what `report` reads.
+DETAILS_FILE = "details.json"
+
+
+def details_path(run: str) -> Path:
+    """Every metric of one run (`DETAILS_FILE` in its plots folder)."""
+    return plots_dir(run) / DETAILS_FILE
 
 
 def figures_dir(run: str) -> Path:

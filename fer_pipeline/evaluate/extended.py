@@ -98,12 +98,21 @@ def add_deletion(metrics: dict[str, Any], deletion: Deletion, labels: np.ndarray
 
 
 def _faithfulness(
-    model_path: Path, rows: pd.DataFrame, image_root: Path, aumap_path: Path, *, n: int, steps: int, batch_size: int, device: str
+    model_path: Path,
+    rows: pd.DataFrame,
+    image_root: Path,
+    aumap_path: Path,
+    *,
+    n: int,
+    steps: int,
+    batch_size: int,
+    device: str,
+    method: str | None = None,
 ) -> tuple[Deletion, np.ndarray]:
     """Deletion scores on `n` evenly spaced rows of the split; returns them with the rows' true labels."""
     idx = subset_indices(len(rows), n)
     dev = resolve_device(device)
-    model, config = load_model(model_path, dev)
+    model, config = load_model(model_path, dev, method=method)
     sub = rows.iloc[idx]
     ds = FERDataset(sub, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std)
     batches = [x for x, *_ in DataLoader(ds, batch_size=batch_size, shuffle=False)]
@@ -142,8 +151,11 @@ def evaluate_extended(
     faithfulness_n: int = 128,
     deletion_steps: int = 8,
     figure_samples: int = 1,
+    method: str | None = None,
 ) -> Extended:
-    """`evaluate_model` plus pointing game, energy shares, per-AU attention shares, deletion, cue shares and figure data."""
+    """`evaluate_model` plus pointing game, energy shares, per-AU attention shares, deletion, cue shares and figure data.
+
+    `method` reads the model out as that method (post-hoc methods on the CAM model); None = the model's own."""
     model_path, image_root, aumap_path = Path(model_path), Path(image_root), Path(aumap_path)
     result = evaluate_model(
         model_path,
@@ -154,6 +166,7 @@ def evaluate_extended(
         batch_size=batch_size,
         device=device,
         keep_maps=True,
+        method=method,
     )
     rows = manifest[manifest["split"] == split]
     reader = open_maps(aumap_path)
@@ -190,7 +203,15 @@ def evaluate_extended(
     deletion = None
     if faithfulness_n > 0:
         deletion, labels = _faithfulness(
-            model_path, rows, image_root, aumap_path, n=faithfulness_n, steps=deletion_steps, batch_size=batch_size, device=device
+            model_path,
+            rows,
+            image_root,
+            aumap_path,
+            n=faithfulness_n,
+            steps=deletion_steps,
+            batch_size=batch_size,
+            device=device,
+            method=method,
         )
         add_deletion(m, deletion, labels)
     paths = [resolve_inside(image_root, p) for p in rows["path"]]

@@ -17,6 +17,8 @@ from tqdm.auto import tqdm
 
 from fer_pipeline.core.io import write_json, write_text
 from fer_pipeline.core.labels import LABELS, NUM_CLASSES
+from fer_pipeline.core.paths import DETAILS_FILE
+from fer_pipeline.evaluate.headline import headline
 from fer_pipeline.evaluate.metrics import accuracy, au_macro, confusion_matrix, macro_f1, per_class_mean
 from fer_pipeline.models import FERModel, load_model
 from fer_pipeline.models.maps import attention, cosine, resize
@@ -181,10 +183,12 @@ def evaluate_model(
     device: str = "auto",
     num_workers: int = 0,
     keep_maps: bool = False,
+    method: str | None = None,
 ) -> EvalResult:
-    """Load `model_path` through the registry and evaluate it on `manifest[split == split]` (all five layers in one pass)."""
+    """Load `model_path` through the registry (read out as `method` when given: post-hoc methods) and evaluate it on
+    `manifest[split == split]` (all five layers in one pass)."""
     dev = resolve_device(device)
-    model, config = load_model(model_path, dev)
+    model, config = load_model(model_path, dev, method=method)
     model = model.to(memory_format=torch.channels_last)  # faster on CPU (oneDNN) and CUDA alike
     rows = manifest[manifest["split"] == split]
     if rows.empty:
@@ -215,7 +219,9 @@ def evaluate_model(
 
 
 def write_outputs(result: EvalResult, metrics_path: str | Path, plots_dir: str | Path) -> None:
-    """Metrics JSON (sorted, rounded, NaN → null) and `confusion.csv` in DVC's long format (class names), both atomic."""
-    write_json(metrics_path, result.metrics)
+    """Headline metrics JSON, every metric in `plots_dir/details.json` (sorted, rounded, NaN → null) and `confusion.csv`
+    in DVC's long format (class names), all atomic."""
+    write_json(metrics_path, headline(result.metrics), ndigits=4)
+    write_json(Path(plots_dir) / DETAILS_FILE, result.metrics)
     lines = ["actual,predicted"] + [f"{LABELS[a]},{LABELS[p]}" for a, p in zip(result.y, result.pred, strict=True)]
     write_text(Path(plots_dir) / "confusion.csv", "\n".join(lines) + "\n")

@@ -16,6 +16,16 @@ from fer_pipeline.models import (  # noqa: F401
 )
 from fer_pipeline.models.base import FERModel, ModelOutput
 from fer_pipeline.models.io import load_model, save_model
-from fer_pipeline.models.registry import create_model, list_methods, register_method
+from fer_pipeline.models.registry import create_model, is_posthoc, list_methods, register_method, trained_method
 
-__all__ = ["FERModel", "ModelOutput", "create_model", "list_methods", "load_model", "register_method", "save_model"]
+__all__ = [
+    "FERModel",
+    "ModelOutput",
+    "create_model",
+    "is_posthoc",
+    "list_methods",
+    "load_model",
+    "register_method",
+    "save_model",
+    "trained_method",
+]

@@ -36,6 +36,8 @@ class FERModel(nn.Module):
     """Base class of every method; subclasses override `build_head`, `class_cam`, `build_backbone`, `mix_batch`, `extra_loss`."""
 
     method: str = ""
+    #: Post-hoc methods name the method whose trained weights they read out (GradCAM & co.: "cam"); None = trains itself.
+    trains_as: ClassVar[str | None] = None
     #: The method's options with their published defaults; params.yaml `methods.<name>` overrides them.
     options: ClassVar[dict[str, Any]] = {}
 

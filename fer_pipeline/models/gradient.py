@@ -32,6 +32,8 @@ class GradientCAM(CAM):
 
     #: Class name in `pytorch_grad_cam` (GradCAM, GradCAMPlusPlus, LayerCAM).
     cam_class: ClassVar[str] = ""
+    #: No training stage of its own: evaluation reads the CAM model's weights (same architecture, same state_dict).
+    trains_as = "cam"
 
     def class_cam(self, x: Tensor, target: Tensor, out: ModelOutput | None = None) -> Tensor:
         """(B, H, W) map of class `target[b]` at the input's size, in [0, 1]; needs gradients, so it runs its own pass."""

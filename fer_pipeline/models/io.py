@@ -10,7 +10,7 @@ import torch
 
 from fer_pipeline.core.io import atomic_path, load_error_reason
 from fer_pipeline.models.base import FERModel
-from fer_pipeline.models.registry import create_model
+from fer_pipeline.models.registry import create_model, trained_method
 
 
 def save_model(path: str | Path, model: FERModel, config: dict[str, Any]) -> None:
@@ -25,8 +25,14 @@ def save_model(path: str | Path, model: FERModel, config: dict[str, Any]) -> Non
         torch.save({"state_dict": state, "config": cfg}, fh)  # a file object: a path would put the temp name in the zip
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FERModel, dict[str, Any]]:
-    """Rebuild a saved model (in eval mode, on `device`) and return it with its config."""
+def load_model(
+    path: str | Path, device: str | torch.device = "cpu", *, method: str | None = None
+) -> tuple[FERModel, dict[str, Any]]:
+    """Rebuild a saved model (in eval mode, on `device`) and return it with its config.
+
+    `method` reads the weights out as another method: a post-hoc method (GradCAM & co.) on the model of the method it
+    trains as (`trained_method`); the returned config then names `method`.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"model file {path} not found (train the run first, or `dvc pull` it)")
@@ -37,6 +43,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[FE
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "config" not in ckpt:
         raise ValueError(f"{path} is not a fer_pipeline model file (expected keys 'state_dict' and 'config')")
     cfg = ckpt["config"]
+    if method is not None and str(method).lower() != cfg.get("method"):
+        if trained_method(method) != cfg.get("method"):
+            raise ValueError(
+                f"{path} holds a {cfg.get('method')!r} model; method {method!r} reads a {trained_method(method)!r} model"
+            )
+        cfg = {**cfg, "method": str(method).lower(), "trained_as": cfg.get("method")}
     try:
         model = create_model(
             cfg["method"],

@@ -64,14 +64,17 @@ def guided_loss(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(total, ce, align): total = CE + lam * mean over `layers` of alignment_loss(T_l, A).
 
-    With lam == 0 the alignment is computed under no_grad (for logging only), so it adds no backward.
-    `out` must come from `model(x, layers=layers)`.
+    With lam == 0 the alignment is computed under no_grad (for logging only), so it adds no backward; with lam == 0 and
+    no layers (the λ = 0 baseline, which reads no AU maps) it is 0. `out` must come from `model(x, layers=layers)`.
     """
     if kind not in ALIGN_KINDS:
         raise ValueError(f"unknown alignment loss {kind!r}; valid: {', '.join(ALIGN_KINDS)}")
     layers = tuple(layers)
     if not layers:
-        raise ValueError("guided_loss needs at least one layer")
+        if lam != 0:
+            raise ValueError("guided_loss needs at least one layer when lambda > 0")
+        ce = F.cross_entropy(out.logits.float(), y)
+        return ce, ce, torch.zeros((), device=ce.device)
     missing = [v for v in layers if v not in out.features]
     if missing:
         raise KeyError(f"features of layers {missing} not in the model output (have {sorted(out.features)}); "

@@ -32,6 +32,19 @@ def list_methods() -> list[str]:
     return sorted(_METHODS)
 
 
+def trained_method(method: str) -> str:
+    """The method whose model file `method` reads: itself, or for post-hoc methods (GradCAM & co.) the one they read out."""
+    key = str(method).lower()
+    if key not in _METHODS:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(list_methods())}")
+    return getattr(_METHODS[key], "trains_as", None) or key
+
+
+def is_posthoc(method: str) -> bool:
+    """True for methods without a training stage of their own (their CAM is read out from another method's model)."""
+    return trained_method(method) != str(method).lower()
+
+
 def create_model(
     method: str,
     *,

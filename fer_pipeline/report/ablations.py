@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from fer_pipeline.evaluate.figures import DPI
+from fer_pipeline.evaluate.headline import flatten
 from fer_pipeline.report.tables import run_name, to_markdown
 
 #: Metrics read from each run's metrics file (those absent in older runs come out NaN).
@@ -79,7 +80,7 @@ def experiments_table(entries: Sequence[Mapping[str, Any]], method: str = "cam")
             "layers": layers_label(train["layers"]),
         }
         for aus in ("aus", "noaus"):
-            m = _file_data(data.get("metrics", {}), f"metrics/{run_name(method, aus)}.json")
+            m = flatten(_file_data(data.get("metrics", {}), f"metrics/{run_name(method, aus)}.json"))
             for key in KEYS:
                 v = m.get(key)
                 row[f"{aus}_{key}"] = math.nan if v is None else float(v)

@@ -20,6 +20,26 @@ METHOD_NOTES = {
 }
 
 
+#: The paper's Table 1 row order; the report lists its methods in it (others after, as given).
+TABLE1_ORDER = ("cam", "wildcat", "gradcam", "gradcampp", "acol", "prm", "adl", "cutmix", "layercam", "tscam", "apvit")
+
+
+def _names(value: Any) -> list[str]:
+    """A list of method names from a YAML list or a `-S` string ("cam,prm" / "[cam, prm]")."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [m.strip() for m in value.strip().strip("[]").split(",") if m.strip()]
+    return [str(m).strip() for m in value]
+
+
+def report_methods(report: Mapping[str, Any]) -> list[str]:
+    """`report.methods` (trained) and `report.posthoc` (read out post hoc), in the paper's Table 1 order."""
+    names = list(dict.fromkeys(_names(report.get("methods")) + _names(report.get("posthoc"))))
+    rank = {m: i for i, m in enumerate(TABLE1_ORDER)}
+    return sorted(names, key=lambda m: (rank.get(m, len(rank)), names.index(m)))
+
+
 def run_name(method: str, aus: str) -> str:
     """The run id used for models/, metrics/, plots/: `<method>-<noaus|aus>`."""
     return f"{method}-{aus}"

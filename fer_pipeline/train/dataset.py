@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fer_pipeline.aumaps.render import from_uint8
-from fer_pipeline.aumaps.store import AUMapReader, open_maps
+from fer_pipeline.aumaps.store import AUMapReader, NoMaps, open_maps
 from fer_pipeline.core.labels import NEUTRAL
 from fer_pipeline.core.paths import resolve_inside
 from fer_pipeline.data.images import read_image
@@ -38,7 +38,7 @@ def read_rgb(path: str | Path, size: int) -> np.ndarray:
     return rgb
 
 
-def store_rows(reader: AUMapReader, sample_ids: Sequence[str]) -> np.ndarray:
+def store_rows(reader: AUMapReader | NoMaps, sample_ids: Sequence[str]) -> np.ndarray:
     """Store row of each sample id (the store is in manifest order; matching by id catches a stale store)."""
     row_of = {sid: i for i, sid in enumerate(reader.sample_ids())}
     missing = [sid for sid in sample_ids if sid not in row_of]
@@ -62,7 +62,7 @@ class FERDataset(Dataset[Sample]):
         self,
         manifest_rows: pd.DataFrame,
         image_root: str | Path,
-        aumap_path: str | Path,
+        aumap_path: str | Path | None,
         input_size: int,
         train: bool,
         *,
@@ -73,11 +73,12 @@ class FERDataset(Dataset[Sample]):
     ) -> None:
         self.input_size = int(input_size)
         self.train = bool(train)
-        self.maps = open_maps(aumap_path)
+        ids = manifest_rows["sample_id"].astype(str).tolist()
+        self.maps = open_maps(aumap_path) if aumap_path is not None else NoMaps(ids)  # None: no map read (λ = 0)
         root = Path(image_root)
         self.paths = [str(resolve_inside(root, p)) for p in manifest_rows["path"]]
         self.labels = manifest_rows["label"].to_numpy(dtype=np.int64)
-        self.rows = store_rows(self.maps, manifest_rows["sample_id"].astype(str).tolist())
+        self.rows = store_rows(self.maps, ids)
         self.has_map = self.maps.has_map[self.rows] & (self.labels != NEUTRAL)
         self.norm, self.seed = normalizer(mean, std), int(seed)
         self.cache: list[np.ndarray] | None = None

@@ -135,7 +135,10 @@ def _run_config(cfg: TrainConfig, lam: float, model_kwargs: Mapping[str, Any] | 
     )
     out = {k: getattr(cfg, k) for k in keep}
     extra = {"model_kwargs": dict(model_kwargs)} if model_kwargs else {}  # the method's options (they change the weights)
-    return {**out, "num_classes": NUM_CLASSES, "layers": list(cfg.layers), "lambda": float(lam), **extra}
+    layers = list(cfg.layers)
+    if lam == 0:  # the baseline: nothing it records may depend on the alignment params (train-baseline's params lack them)
+        out["align_loss"], layers = None, []
+    return {**out, "num_classes": NUM_CLASSES, "layers": layers, "lambda": float(lam), **extra}
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -160,8 +163,12 @@ def train_epoch(
     dtype: torch.dtype | None,
     desc: str,
     info: DistInfo = SINGLE,
+    layers: tuple[int, ...] | None = None,
 ) -> dict[str, float]:
-    """One pass over the training loader; mean loss / ce / align over batches (and over processes under DDP)."""
+    """One pass over the training loader; mean loss / ce / align over batches (and over processes under DDP).
+
+    `layers`: the aligned layers (default `cfg.layers`; () for the λ = 0 baseline, which aligns nothing)."""
+    layers = cfg.layers if layers is None else tuple(layers)
     model.train()
     core = unwrap(model)  # method hooks live on the FERModel, not on a DDP / torch.compile wrapper
     sums = torch.zeros(3, dtype=torch.float64, device=device)
@@ -174,9 +181,9 @@ def train_epoch(
         au, has_map, y = au.to(device, non_blocking=True), has_map.to(device, non_blocking=True), y.to(device, non_blocking=True)
         x, au, has_map, y = core.mix_batch(x, au, has_map, y)  # the method's batch augmentation (CutMix), else unchanged
         with autocast:
-            out = model(x, layers=cfg.layers)
+            out = model(x, layers=layers)
             extra = core.extra_loss(out, y)  # the method's own loss term (ACoL's branch B), else None
-        total, ce, align = guided_loss(out, y, au, has_map, lam, cfg.layers, cfg.align_loss)
+        total, ce, align = guided_loss(out, y, au, has_map, lam, layers, cfg.align_loss)
         if extra is not None:
             total = total + extra
         opt.zero_grad(set_to_none=True)
@@ -222,9 +229,15 @@ def train_model(
     `stop_after_epoch` ends the run early after that epoch (checkpoint written, no model saved): a simulated
     interruption or a time-boxed job that a later `resume: true` run continues. `model_kwargs` are the method's
     options (params.yaml `methods.<method>`).
+
+    λ = 0 is the baseline: cross-entropy only, no AU maps read (`aumap_path` is ignored), no layer aligned or logged, so
+    its model depends on none of `train.lambda`, `train.layers`, `train.align_loss` or the AU-map store.
     """
     if lam < 0:
         raise ValueError(f"lambda must be >= 0, got {lam}")
+    baseline = lam == 0
+    layers: tuple[int, ...] = () if baseline else tuple(cfg.layers)
+    maps: Path | None = None if baseline else aumap_path
     device = resolve_device(cfg.device)
     info = init_distributed(device)  # torchrun: one process per GPU (nccl) or per CPU share (gloo)
     device = rank_device(device, info)
@@ -238,7 +251,7 @@ def train_model(
         cfg.method, backbone=cfg.backbone, pretrained=cfg.pretrained, num_classes=NUM_CLASSES, output_stride=cfg.output_stride,
         input_size=cfg.input_size, **dict(model_kwargs or {}),
     )
-    model.check_layers(cfg.layers)
+    model.check_layers(layers)
     model.to(device)
     model = model.to(memory_format=torch.channels_last)
     forward: nn.Module = wrap_model(model, device, info)
@@ -250,7 +263,7 @@ def train_model(
         raise ValueError("the manifest has no 'train' rows")
     common = {
         "image_root": image_root,
-        "aumap_path": aumap_path,
+        "aumap_path": maps,
         "input_size": cfg.input_size,
         "cache_images": cfg.cache_images,
         "mean": model.mean,
@@ -285,14 +298,14 @@ def train_model(
         history = [dict(h) for h in state.get("history", [])]
         print(f"resume: continuing after epoch {start} of {cfg.epochs} (best val acc {best_acc:.2f} at epoch {best_epoch})")
 
-    first_layer = cfg.layers[0]
+    first_layer = layers[0] if layers else None
     t0, train_seconds, done_steps = time.perf_counter(), 0.0, 0
     last = min(cfg.epochs, stop_after_epoch) if stop_after_epoch is not None else cfg.epochs
     # DVCLive (rank 0 only) writes into a temp folder that replaces `live_dir` when the run ends (killed: `live_dir`
     # untouched). On resume the epochs before the checkpoint are replayed from its history, so the logs equal an
     # uninterrupted run's even when DVC deleted `live_dir` or the kill fell between a log line and the checkpoint.
     with _live(live_dir, info.is_main) as live:
-        live.log_params({**run_config, "layers": ",".join(map(str, cfg.layers))})
+        live.log_params({**run_config, "layers": ",".join(map(str, layers))})
         for logged in history:
             for name, value in logged.items():
                 live.log_metric(name, value)
@@ -313,31 +326,35 @@ def train_model(
                 dtype=dtype,
                 desc=f"epoch {epoch}/{cfg.epochs}",
                 info=info,
+                layers=layers,
             )
             train_seconds += time.perf_counter() - t_epoch
             done_steps += steps
             val_acc, val_att = math.nan, math.nan
             if val_loader is not None:
-                inf = infer(model, val_loader, device=device, layers=(first_layer,), amp_dtype=dtype)
+                val_layers = (first_layer,) if first_layer is not None else ()
+                inf = infer(model, val_loader, device=device, layers=val_layers, amp_dtype=dtype)
                 val_acc = accuracy(inf.y, inf.pred)
-                val_att = au_macro_cos(inf.att_cos[first_layer], inf.y, inf.has_map)
+                if first_layer is not None:
+                    val_att = au_macro_cos(inf.att_cos[first_layer], inf.y, inf.has_map)
             # Strictly better only: a tie keeps the earlier epoch. Without val rows the last epoch is kept.
             if val_loader is None or val_acc > best_acc:
                 best_acc, best_epoch = val_acc, epoch
                 best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-            logged = {
-                **{f"train/{k}": float(v) for k, v in stats.items()},
-                "val/acc": float(val_acc),
-                "val/att_cos": float(val_att),
-                "lr": float(lr),
-            }
+            logged = {f"train/{k}": float(v) for k, v in stats.items() if not (baseline and k == "align")}
+            logged["val/acc"] = float(val_acc)
+            if not baseline:  # the baseline aligns no layer: nothing of train.layers in its logs
+                logged["val/att_cos"] = float(val_att)
+            logged["lr"] = float(lr)
             for name, value in logged.items():
                 live.log_metric(name, value)
             history.append(logged)
             if info.is_main:
+                align = "" if baseline else f", align {stats['align']:.4f}"
+                att = "" if baseline else f"  att_cos {val_att:.3f}"
                 tqdm.write(
-                    f"epoch {epoch}/{cfg.epochs}: loss {stats['loss']:.4f} (ce {stats['ce']:.4f}, align {stats['align']:.4f})"
-                    f"  val acc {val_acc:.2f}  att_cos {val_att:.3f}  lr {lr:.4g}"
+                    f"epoch {epoch}/{cfg.epochs}: loss {stats['loss']:.4f} (ce {stats['ce']:.4f}{align})"
+                    f"  val acc {val_acc:.2f}{att}  lr {lr:.4g}"
                 )
             if ckpt_path is not None and info.is_main:
                 save_checkpoint(
