@@ -141,6 +141,9 @@ class Check:
             "numpy": np.__version__, "timm": timm.__version__, "opencv": cv2.__version__, "device": str(d),
             "amp_auto": str(amp_dtype(d, "auto")), "loader_workers": self.workers, "data_processes": self.jobs,
         }
+        if Path("/dev/shm").is_dir():  # loader workers hand batches over through it (~77 MB a batch of 128 at 224 px)
+            st = os.statvfs("/dev/shm")
+            out["shm_free_gib"] = st.f_bavail * st.f_frsize / 2**30
         if d.type == "cuda":
             props = torch.cuda.get_device_properties(d)
             out.update(gpu=props.name, capability=f"{props.major}.{props.minor}", gpu_memory_gib=props.total_memory / 2**30,
