@@ -113,3 +113,17 @@ def test_cpu_dry_run_measures_every_section(tmp_path: Path) -> None:
     text = (tmp_path / "gpu_check.txt").read_text()
     for line in ("throughput", "loader at batch", "train_model (cpu)", "evaluate:", "precision", "torch.compile"):
         assert line in text, line
+
+
+def test_the_documented_device_call_is_one_line_the_script_accepts(gpu_check: ModuleType, tmp_path: Path) -> None:
+    def call(doc: str) -> str:
+        lines = [ln.strip() for ln in (ROOT / doc).read_text().splitlines() if ln.strip().startswith("if ls .whl/")]
+        assert len(lines) == 1, doc
+        return lines[0]
+
+    cmd = call("README.md")
+    assert cmd == call("BENCHMARKS.md") and len(cmd) <= 2000  # the device tool takes 2,000 characters
+    script_args = cmd.split("python3 benchmarks/gpu_check.py", 1)[1].split("2>")[0].split()
+    assert script_args == ["--out", "$OUT"]
+    args = gpu_check.parse_args([a.replace("$OUT", str(tmp_path)) for a in script_args] + ["--device", "cpu"])
+    assert args.backbone == "resnet50" and args.size == 224 and args.batches == "32,128" and args.lambdas == "0,4"
