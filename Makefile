@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test lint clean
+.PHONY: install repro test lint clean gpu-wheels
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -22,3 +22,13 @@ test: install
 
 lint: install
 	ruff check fer_pipeline pipeline tests benchmarks
+
+# Wheels for the GPU machine (no network there; KINDS.md lists what its image holds), carried as `.whl` (ignored):
+# the project's pure-Python deps it lacks, for the post-hoc methods (gradcam, gradcampp, layercam). The GPU check
+# needs none of them (DVCLive is optional in train_model; dlib is not used). BENCHMARKS.md, "GPU", has the one call.
+GPU_WHEELS := grad-cam==1.5.7 ttach==0.0.3
+gpu-wheels:
+	rm -rf .whl && mkdir -p .whl
+	python3 -m pip wheel -q --no-deps -w .whl $(GPU_WHEELS)  # pure Python (py3-none-any): grad-cam ships an sdist only
+	@du -cb .whl/*.whl | tail -1 | awk '{ printf "gpu-wheels: %.2f MiB in .whl/ (a call carries 64 MiB in all)\n", $$1 / 1048576; \
+	  if ($$1 > 32 * 1048576) { print "gpu-wheels: over 32 MiB: leave room for the working tree"; exit 1 } }'

@@ -276,3 +276,17 @@ def test_generation_is_cheap() -> None:
     for i in range(100):
         make_sample(0, i, i % NUM_CLASSES, "train", CFG)
     assert (time.process_time() - t) / 100 < 0.02  # ~2 ms typical; generous bound for loaded machines
+
+
+def test_prepare_writes_the_same_bytes_in_parallel(tmp_path) -> None:
+    from fer_pipeline.data.datasets import GT_LANDMARKS, prepare_synthetic
+
+    data = {"seed": 0, "val_fraction": 0.15, "test_fraction": 0.2}
+    synth = {"n": 300, "seed": 3, "size": 32}  # 300 rows: two 256-row chunks in the parallel run
+    one, two = tmp_path / "one", tmp_path / "two"
+    a = prepare_synthetic(data, synth, one)
+    b = prepare_synthetic(data, synth, two, n_jobs=2)
+    assert a.equals(b)
+    assert (one / GT_LANDMARKS).read_bytes() == (two / GT_LANDMARKS).read_bytes()
+    for rel in a["path"]:
+        assert (one / rel).read_bytes() == (two / rel).read_bytes(), rel

@@ -8,6 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from fer_pipeline.core import paths
@@ -42,9 +43,29 @@ def write_landmark_csv(path: Path, sample_ids: list[str], points: np.ndarray) ->
         df.to_csv(tmp, index=False, float_format="%.3f", lineterminator="\n")
 
 
-def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path) -> pd.DataFrame:
-    """Generate the embedded synthetic face dataset: balanced labels, stratified splits, PNGs, GT landmarks."""
-    from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
+def _write_faces(
+    seed: int, rows: range, labels: np.ndarray, split: np.ndarray, ids: list[str], cfg: Any, img_dir: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generate and write faces `rows` as PNGs; their (k,68,2) landmarks and cue classes (each face depends on its row only)."""
+    from fer_pipeline.data.synthetic import make_sample
+
+    points = np.empty((len(rows), 68, 2), dtype=np.float32)
+    cues = np.empty(len(rows), dtype=np.int64)
+    for j, i in enumerate(rows):
+        s = make_sample(seed, i, int(labels[i]), str(split[i]), cfg)
+        points[j], cues[j] = s.landmarks, s.cue
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+        if not ok:
+            raise RuntimeError(f"could not encode synthetic image {ids[i]}")
+        (img_dir / f"{ids[i]}.png").write_bytes(buf.tobytes())  # plain write: img_dir is in prepare's temp folder
+    return points, cues
+
+
+def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path, *, n_jobs: int = 1) -> pd.DataFrame:
+    """Generate the embedded synthetic face dataset: balanced labels, stratified splits, PNGs, GT landmarks.
+
+    `n_jobs` > 1 generates in that many processes (the GPU check builds 224 px faces on all cores); same bytes for any."""
+    from fer_pipeline.data.synthetic import SyntheticConfig
 
     n, seed = int(synth["n"]), int(synth["seed"])
     if n < 3 * NUM_CLASSES:
@@ -68,15 +89,17 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
     img_dir = out_dir / "images"
     img_dir.mkdir(parents=True, exist_ok=True)
     ids = [f"syn_{i:06d}" for i in range(n)]
-    points = np.empty((n, 68, 2), dtype=np.float32)
-    cues = np.empty(n, dtype=np.int64)
-    for i in tqdm(range(n), desc="synthetic faces", unit="img", mininterval=2.0):
-        s = make_sample(seed, i, int(labels[i]), str(split[i]), cfg)
-        points[i], cues[i] = s.landmarks, s.cue
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
-        if not ok:
-            raise RuntimeError(f"could not encode synthetic image {ids[i]}")
-        (img_dir / f"{ids[i]}.png").write_bytes(buf.tobytes())  # plain write: out_dir is prepare's temp folder
+    step = 256 if n_jobs > 1 else n
+    chunks = [range(a, min(n, a + step)) for a in range(0, n, step)]
+    bar = tqdm(total=n, desc="synthetic faces", unit="img", mininterval=2.0)
+    parts = []
+    with Parallel(n_jobs=max(1, int(n_jobs)), return_as="generator") as parallel:
+        for part in parallel(delayed(_write_faces)(seed, rows, labels, split, ids, cfg, img_dir) for rows in chunks):
+            parts.append(part)
+            bar.update(len(part[1]))
+    bar.close()
+    points = np.concatenate([p for p, _ in parts])
+    cues = np.concatenate([c for _, c in parts])
     write_landmark_csv(out_dir / GT_LANDMARKS, ids, points)
     rel = [f"images/{s}.png" for s in ids]
     return pd.DataFrame({"sample_id": ids, "path": rel, "label": labels, "split": split, "cue": cues})

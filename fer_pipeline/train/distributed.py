@@ -131,7 +131,7 @@ def finish(info: DistInfo) -> None:
 
 
 class NullLive:
-    """Stands in for DVCLive on ranks other than 0 (they log nothing)."""
+    """Stands in for DVCLive on ranks other than 0 and in runs without a log folder (they log nothing)."""
 
     step = 0
 

@@ -15,7 +15,6 @@ import cv2
 import numpy as np
 import pandas as pd
 import torch
-from dvclive import Live
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -164,17 +163,20 @@ def train_epoch(
     desc: str,
     info: DistInfo = SINGLE,
     layers: tuple[int, ...] | None = None,
+    memory_format: torch.memory_format = torch.channels_last,
 ) -> dict[str, float]:
     """One pass over the training loader; mean loss / ce / align over batches (and over processes under DDP).
 
-    `layers`: the aligned layers (default `cfg.layers`; () for the λ = 0 baseline, which aligns nothing)."""
+    `layers`: the aligned layers (default `cfg.layers`; () for the λ = 0 baseline, which aligns nothing).
+    `memory_format` is the inputs' layout; the model's must match (channels_last: `train_model`; contiguous: the
+    GPU check's layout comparison)."""
     layers = cfg.layers if layers is None else tuple(layers)
     model.train()
     core = unwrap(model)  # method hooks live on the FERModel, not on a DDP / torch.compile wrapper
     sums = torch.zeros(3, dtype=torch.float64, device=device)
     n = 0
     autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    fmt = torch.channels_last  # faster on CUDA and on CPU (oneDNN): 1.2 vs 1.6 s/step for resnet18 os16 @112 bs32
+    fmt = memory_format  # channels_last is faster on CUDA and on CPU (oneDNN): 1.2 vs 1.6 s/step for resnet18 os16 @112 bs32
     bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not info.is_main)
     for x, au, has_map, y, _ in bar:
         x = x.to(device, non_blocking=True, memory_format=fmt)
@@ -201,12 +203,15 @@ def train_epoch(
 
 
 @contextlib.contextmanager
-def _live(live_dir: Path, is_main: bool) -> Iterator[Any]:
-    """DVCLive on rank 0 (staged in a temp folder renamed onto `live_dir` at the end); a no-op logger elsewhere."""
-    if not is_main:
+def _live(live_dir: Path | None, is_main: bool) -> Iterator[Any]:
+    """DVCLive on rank 0 (staged in a temp folder renamed onto `live_dir` at the end); a no-op logger elsewhere and
+    when `live_dir` is None (then DVCLive need not be installed: the GPU check runs where it is not)."""
+    if not is_main or live_dir is None:
         with NullLive() as live:
             yield live
         return
+    from dvclive import Live
+
     with atomic_dir(live_dir) as staging, Live(str(staging), dvcyaml=False, save_dvc_exp=False) as live:
         yield live
 
@@ -219,7 +224,7 @@ def train_model(
     image_root: Path,
     aumap_path: Path,
     model_out: Path,
-    live_dir: Path,
+    live_dir: Path | None,
     checkpoint_dir: Path | None = None,
     stop_after_epoch: int | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
@@ -228,7 +233,7 @@ def train_model(
 
     `stop_after_epoch` ends the run early after that epoch (checkpoint written, no model saved): a simulated
     interruption or a time-boxed job that a later `resume: true` run continues. `model_kwargs` are the method's
-    options (params.yaml `methods.<method>`).
+    options (params.yaml `methods.<method>`). `live_dir=None` logs nothing (no DVCLive).
 
     λ = 0 is the baseline: cross-entropy only, no AU maps read (`aumap_path` is ignored), no layer aligned or logged, so
     its model depends on none of `train.lambda`, `train.layers`, `train.align_loss` or the AU-map store.
@@ -243,6 +248,9 @@ def train_model(
     device = rank_device(device, info)
     if device.type == "cpu":
         set_cpu_threads(cfg.threads, info)
+    else:  # loader workers inherit it: one cv2 thread each, not a pool per worker oversubscribing the cores
+        cv2.setNumThreads(1)
+        torch.backends.cudnn.benchmark = True  # fixed input size: autotuned convolutions pay off after the first steps
     seed_everything(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     dtype = amp_dtype(device, cfg.amp)
