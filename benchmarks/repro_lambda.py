@@ -1,28 +1,32 @@
-"""`dvc repro` after a λ change, in a temporary clone with tiny params: no upstream stage may rerun, and the repro's
-wall time must stay ≤ the train + evaluate time it ran + 5 s (DVC's own hashing, status and lock files, and `report`).
+"""`dvc repro` after a λ change, side by side: this checkout vs the layout before issue 12 (where the λ = 0 run
+listed every `train` key and so retrained on every λ change). Both run in temporary clones with the same tiny params.
 
-Each stage's span is taken from the repro's own output, stamped line by line as it streams ("Running stage 'x'" to
-the next stage or the end).
+No upstream stage may rerun; this checkout reruns only the guided train, its evaluation and the report. Each stage's
+span is taken from the repro's own output, stamped line by line as it streams ("Running stage 'x'" to the next stage or
+the end).
 
-    python benchmarks/repro_lambda.py [--epochs 1] [--n 140]
+    python benchmarks/repro_lambda.py [--epochs 1] [--n 140] [--before c72b6c6]
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import os
-import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
 from common import ROOT, machine
 
+from tests.conftest import make_clone, set_params
+
+#: The last commit before issue 12 (train@<method>-noaus depended on the whole `train` section).
+BEFORE = "c72b6c6"
 UPSTREAM = ("prepare", "landmarks", "aumaps")
-OUTPUTS = ("data/prepared", "data/landmarks", "data/aumaps", "models/")
 
 
 def sh(cmd: list[str], cwd: Path) -> str:
@@ -37,29 +41,16 @@ def sh(cmd: list[str], cwd: Path) -> str:
     return res.stdout
 
 
-def clone(dest: Path) -> Path:
-    """Tracked and untracked-not-ignored files of this checkout (no outputs) as a fresh git repo."""
-    files = sh(["git", "ls-files", "-co", "--exclude-standard", "-z"], ROOT).split("\0")
-    for rel in filter(None, files):
-        if (ROOT / rel).is_file() and not rel.startswith(OUTPUTS):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
+def export(rev: str, dest: Path) -> Path:
+    """The files of commit `rev` (git archive) as a fresh git repo."""
+    tar = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
+    dest.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+        t.extractall(dest, filter="data")
     sh(["git", "init", "-q"], dest)
     sh(["git", "add", "-A"], dest)
-    sh(["git", "commit", "-q", "-m", "clone"], dest)
+    sh(["git", "commit", "-q", "-m", rev], dest)
     return dest
-
-
-def set_params(repo: Path, updates: dict[str, object]) -> None:
-    """Dotted keys into the clone's params.yaml."""
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for key, value in updates.items():
-        *parents, leaf = key.split(".")
-        node = params
-        for p in parents:
-            node = node[p]
-        node[leaf] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def timed_repro(repo: Path) -> tuple[float, dict[str, float]]:
@@ -85,30 +76,44 @@ def timed_repro(repo: Path) -> tuple[float, dict[str, float]]:
     return end - t0, spans
 
 
+def lambda_change(repo: Path, tiny: dict[str, object]) -> tuple[float, dict[str, float]]:
+    """First repro at `tiny`, commit, then λ 4 -> 2: the second repro's wall time and stage spans."""
+    set_params(repo, tiny)
+    first, spans = timed_repro(repo)
+    print(f"  first repro: {first:.1f} s, stages {', '.join(f'{k} {v:.1f}s' for k, v in spans.items())}")
+    sh(["git", "add", "-A"], repo)
+    sh(["git", "commit", "-q", "-m", "baseline"], repo)
+    set_params(repo, {"train.lambda": 2.0})
+    return timed_repro(repo)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--n", type=int, default=140)
+    ap.add_argument("--before", default=BEFORE, help="commit of the old layout to compare with")
     args = ap.parse_args()
     print(f"machine: {machine()}")
     tiny = {"synthetic.n": args.n, "synthetic.size": 64, "train.input_size": 64, "train.epochs": args.epochs,
             "train.batch_size": 16, "aumaps.n_jobs": 1, "landmarks.n_jobs": 1}
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        repo = clone(Path(tmp) / "repo")
-        set_params(repo, tiny)
-        first, spans = timed_repro(repo)
-        print(f"first repro: {first:.1f} s, stages {', '.join(f'{k} {v:.1f}s' for k, v in spans.items())}")
-        sh(["git", "add", "-A"], repo)
-        sh(["git", "commit", "-q", "-m", "baseline"], repo)
-        set_params(repo, {"train.lambda": 2.0})
-        wall, spans = timed_repro(repo)
-    upstream = sorted(set(spans) & set(UPSTREAM))
-    work = sum(v for k, v in spans.items() if k.split("@")[0] in ("train", "evaluate"))
-    print(f"after train.lambda 4 -> 2: stages run: {', '.join(f'{k} {v:.1f}s' for k, v in spans.items())}")
-    print(f"  upstream stages rerun: {upstream or 'none'}  (target none: {'met' if not upstream else 'NOT met'})")
-    over = wall - work
-    print(f"  dvc repro wall {wall:.1f} s = train + evaluate {work:.1f} s + {over:.1f} s "
-          f"(DVC itself, report)  (target <= +5 s: {'met' if over <= 5 else 'NOT met'})")
+        for label, make in (("before", lambda d: export(args.before, d)), ("now", make_clone)):
+            print(f"{label}:")
+            repo = make(Path(tmp) / label)
+            wall, spans = lambda_change(repo, tiny)
+            trains = sum(v for k, v in spans.items() if k.split("@")[0] in ("train", "train-baseline"))
+            results[label] = wall
+            results[f"{label} train"] = trains
+            upstream = sorted(set(spans) & set(UPSTREAM))
+            work = sum(v for k, v in spans.items() if k.split("@")[0] in ("train", "train-baseline", "evaluate"))
+            staged = ", ".join(f"{k} {v:.1f}s" for k, v in spans.items())
+            print(f"  after train.lambda 4 -> 2: {wall:.1f} s; stages run: {staged}")
+            print(f"  upstream rerun: {upstream or 'none'}; train + evaluate {work:.1f} s, DVC and report {wall - work:.1f} s")
+    print(f"λ-change repro, now / before: training {results['now train']:.1f} / {results['before train']:.1f} s = "
+          f"{results['now train'] / results['before train']:.2f} (target 0.5: one model instead of two); wall "
+          f"{results['now']:.1f} / {results['before']:.1f} s = {results['now'] / results['before']:.2f} (evaluation and report "
+          "are the same work in both: their share sets how close the wall ratio comes to 0.5)")
     print(f"machine after: {machine()}")
 
 
