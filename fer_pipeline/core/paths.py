@@ -50,7 +50,8 @@ def live_dir(run: str) -> Path:
 
 
 def checkpoint_dir(run: str) -> Path:
-    """Per-epoch checkpoints of one run (a persistent, uncached DVC out, so `train.resume` survives a rerun)."""
+    """Per-epoch checkpoints of one run: not a DVC out (DVC would delete it before a resumed run, and a clone that
+    pulled the models would retrain for lack of it); `train.resume` checks its fingerprint."""
     return Path("checkpoints") / run
 
 
