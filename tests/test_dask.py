@@ -202,6 +202,6 @@ def test_worker_killed_mid_run(faces: tuple[Path, list[bytes]], cluster: Cluster
     else:
         assert stages.returncode == 2, stderr[-3000:]
         errors = [line for line in stderr.splitlines() if line.startswith("landmarks: error:")]
-        assert len(errors) == 1 and "lost chunk" in errors[0] and "nothing was written" in errors[0], stderr[-3000:]
+        assert len(errors) == 1 and "lost landmarks chunk" in errors[0] and "nothing was written" in errors[0], stderr[-3000:]
         assert not out.exists() or not list(out.iterdir()), list(out.iterdir())
 
