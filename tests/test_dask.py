@@ -19,6 +19,8 @@ import pytest
 
 from fer_pipeline.aumaps.build import aumap_attrs, build_aumap_store_from_files
 from fer_pipeline.core.cluster import ordered_map
+from fer_pipeline.landmarks import dlib68
+from fer_pipeline.landmarks.parallel import worker_model
 from fer_pipeline.landmarks.stage import build_landmark_store
 from tests.conftest import ROOT
 from tests.faces import write_faces
@@ -145,6 +147,14 @@ def test_ordered_map_keeps_order_and_bounds_chunks_in_flight() -> None:
             out.append(value)
     assert out == [i * i for i in range(20)]
     assert max(ahead) == 3, ahead
+
+
+def test_a_worker_with_another_model_file_refuses_to_run() -> None:
+    """The model is loaded from each worker's own install: one whose file differs from the client's says so."""
+    cfg = dlib68.Dlib68Config("hog", ())
+    assert worker_model(cfg, dlib68.file_sha256(dlib68.model_path())) is dlib68.load(cfg)
+    with pytest.raises(ValueError, match=r"its landmark model .* has sha256 .* the client's has 000000000000"):
+        worker_model(cfg, "0" * 64)
 
 
 @pytest.mark.slow

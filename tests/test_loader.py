@@ -72,7 +72,7 @@ def test_two_workers_train_the_same_weights_as_none(
 
 def test_cache_auto_says_what_it_chose_and_why() -> None:
     on, note = cache_decision("auto", 1000, 64, 56, train=True)
-    assert on and note.startswith("cache_images auto: on (1000 images at 64 px take 19 MiB")
+    assert on and note.startswith("cache_images auto: on (1,000 images at 64 px take 19 MiB")
     n = AUTO_CACHE_BYTES // (224 * 224 * 3 + 56 * 56) + 1
     off, note = cache_decision("auto", n, 224, 56, train=False)
     assert not off and "over the 500 MiB limit" in note and "train.num_workers" in note

@@ -56,7 +56,7 @@ def cache_decision(mode: str | bool, n: int, size: int, map_size: int, train: bo
     mode = str(mode).strip().lower()
     need = n * (size * size * (4 if train else 3) + map_size * map_size)
     mib, limit = need / 2**20, AUTO_CACHE_BYTES / 2**20
-    what = f"{n} images at {size} px take {mib:,.0f} MiB decoded"
+    what = f"{n:,} images at {size} px take {mib:,.0f} MiB decoded"
     if mode == "auto" and need < AUTO_CACHE_BYTES:
         return True, f"cache_images auto: on ({what}, under the {limit:.0f} MiB limit): decoded once, kept in RAM"
     if mode == "auto":
