@@ -13,12 +13,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import dask
 import distributed  # the `dask` extra (`make test` installs it)
 import numpy as np
 import pytest
 
 from fer_pipeline.aumaps.build import aumap_attrs, build_aumap_store_from_files
-from fer_pipeline.core.cluster import ordered_map
+from fer_pipeline.core.cluster import ClusterError, dask_client, ordered_map
 from fer_pipeline.landmarks import dlib68
 from fer_pipeline.landmarks.parallel import worker_model
 from fer_pipeline.landmarks.stage import build_landmark_store
@@ -155,6 +156,16 @@ def test_a_worker_with_another_model_file_refuses_to_run() -> None:
     assert worker_model(cfg, dlib68.file_sha256(dlib68.model_path())) is dlib68.load(cfg)
     with pytest.raises(ValueError, match=r"its landmark model .* has sha256 .* the client's has 000000000000"):
         worker_model(cfg, "0" * 64)
+
+
+def test_an_unreachable_scheduler_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", f"tcp://127.0.0.1:{free_port()}")
+    with (
+        dask.config.set({"distributed.comm.timeouts.connect": "1s"}),
+        pytest.raises(ClusterError, match=r"cannot reach the dask scheduler at tcp://127\.0\.0\.1:\d+ \(DASK_SCHEDULER"),
+        dask_client(2),
+    ):
+        pass
 
 
 @pytest.mark.slow

@@ -8,15 +8,12 @@ directly (`Client.submit` + `as_completed`), not through joblib: the chunks, and
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import uuid
 from asyncio import CancelledError as AsyncCancelled
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 #: Parallel engines of the chunked stages: loky (local processes, the default) or dask (a cluster).
 ENGINES = ("loky", "dask")
@@ -58,16 +55,22 @@ def dask_client(n_jobs: int) -> Iterator[Any]:
         return
     address = scheduler_address()
     if address:
+        import dask
+
+        timeout = dask.config.get("distributed.comm.timeouts.connect")
         try:
-            client = distributed.Client(address, timeout="30s")
+            client = distributed.Client(address, timeout=timeout)
         except OSError as e:
-            raise ClusterError(f"cannot reach the dask scheduler at {address} (DASK_SCHEDULER_ADDRESS): {e}") from None
-        log.info("dask: scheduler %s, %d workers", address, len(client.scheduler_info()["workers"]))
+            raise ClusterError(
+                f"cannot reach the dask scheduler at {address} (DASK_SCHEDULER_ADDRESS) within {timeout}: "
+                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}; start it, or unset the variable for a local cluster"
+            ) from None
+        print(f"dask: scheduler {address}, {len(client.scheduler_info()['workers'])} workers", flush=True)
         with client:
             yield client
         return
     workers = int(n_jobs) if int(n_jobs) > 0 else max(1, (os.cpu_count() or 1) + 1 + int(n_jobs))
-    log.info("dask: no DASK_SCHEDULER_ADDRESS; a local cluster of %d worker processes", workers)
+    print(f"dask: no DASK_SCHEDULER_ADDRESS: a local cluster of {workers} worker processes", flush=True)
     with (
         distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster,
         distributed.Client(cluster) as client,
