@@ -83,10 +83,9 @@ def test_exp_push_then_pull_on_a_fresh_clone(tmp_path: Path) -> None:
     run(["dvc", "exp", "apply", "lam1"], b)
     run(["dvc", "checkout"], b)
     assert (b / MODEL).read_bytes() == models["lam1"]
-    # Only the per-machine training checkpoints (uncached, never shared) are missing; `--allow-missing` runs nothing.
+    # At most the per-machine training checkpoints (never pushed) are missing; `--allow-missing` runs nothing.
     status = json.loads(run(["dvc", "status", "--json"], b).stdout or "{}")
     changes = [(kind, out) for stage in status.values() for change in stage for kind, outs in change.items() for out in outs]
-    assert changes and {kind for kind, _ in changes} == {"changed outs"}, status
-    assert {out for _, out in changes} <= {"checkpoints/cam-aus", "checkpoints/cam-noaus"}, status
+    assert all(kind == "changed outs" and out.startswith("checkpoints/") for kind, out in changes), status
     log = run(["dvc", "repro", "--allow-missing"], b).stdout
     assert "Running stage" not in log and (b / MODEL).read_bytes() == models["lam1"], log
