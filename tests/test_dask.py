@@ -172,8 +172,11 @@ def test_an_unreachable_scheduler_is_a_one_line_error(monkeypatch: pytest.Monkey
 def test_local_cluster_same_bytes_as_loky(faces: tuple[Path, list[bytes]], tmp_path: Path) -> None:
     """No DASK_SCHEDULER_ADDRESS: each stage starts a LocalCluster of n_jobs=2 worker processes, same bytes as loky."""
     root, reference = faces
-    assert distributed.client._get_global_client() is None
+    with pytest.raises(ValueError):  # no Client around: the stage must start (and close) its own cluster
+        distributed.get_client()
     assert build(root, tmp_path / "dask", "dask") == reference
+    with pytest.raises(ValueError):  # ... and it did close it
+        distributed.get_client()
 
 
 @pytest.mark.slow
