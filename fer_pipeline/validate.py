@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fer_pipeline.core.cluster import ENGINES, ClusterError
 from fer_pipeline.core.codebook import CODEBOOKS
 from fer_pipeline.data.images import ImageError
 
@@ -120,7 +121,6 @@ def check_landmarks(params: Mapping[str, Any]) -> None:
     """`landmarks.*`: a registered backend, noise >= 0, a worker count."""
     from fer_pipeline.landmarks.dlib68 import DETECTORS, FALLBACKS
     from fer_pipeline.landmarks.extract import BACKENDS, _as_list
-    from fer_pipeline.landmarks.parallel import JOBLIB_BACKENDS
 
     backend = choice(params, "landmarks.backend", tuple(BACKENDS))
     number(params, "landmarks.noise", lo=0.0)
@@ -129,7 +129,7 @@ def check_landmarks(params: Mapping[str, Any]) -> None:
     number(params, "landmarks.chunk_size", int, lo=1)
     if backend == "dlib68":
         choice(params, "landmarks.detector", DETECTORS)
-        choice(params, "landmarks.backend_joblib", JOBLIB_BACKENDS)
+        choice(params, "landmarks.backend_joblib", ENGINES)
         bad = [f for f in _as_list(get(params, "landmarks.fallback")) if f not in FALLBACKS]
         if bad:
             raise ParamsError(f"landmarks.fallback has {bad}; valid steps: {', '.join(FALLBACKS)} (a list, tried in order)")
@@ -143,6 +143,7 @@ def check_aumaps(params: Mapping[str, Any]) -> None:
     number(params, "aumaps.smoothing", lo=0.0)
     n_jobs(params, "aumaps.n_jobs")
     number(params, "aumaps.chunk_size", int, lo=1)
+    choice(params, "aumaps.backend_joblib", ENGINES)
 
 
 def check_train(params: Mapping[str, Any], method: str | None = None) -> tuple[Any, dict[str, Any]]:
@@ -231,7 +232,7 @@ def check_stage(stage: str, params: Mapping[str, Any], **kwargs: Any) -> Any:
 
 
 #: Errors a stage reports as one line (every message in fer_pipeline names the file/row/key and what to do).
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, ImageError)
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, ImageError, ClusterError)
 
 
 def run_stage(name: str, main: Callable[..., Any], *args: Any) -> None:

@@ -23,6 +23,7 @@ def main() -> None:
         smoothing=float(p["smoothing"]),
         n_jobs=int(p["n_jobs"]),
         chunk_size=int(p["chunk_size"]),
+        backend=str(p["backend_joblib"]),
     )
     print(f"aumaps: {len(has_map)} maps, {int(has_map.sum())} with AUs -> {out}")
 

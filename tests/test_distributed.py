@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split
@@ -85,23 +87,85 @@ def test_batch_and_thread_shares() -> None:
     assert cpu_threads(0, DistInfo(world=2), 2) == 1 and cpu_threads(0, DistInfo(world=8), 2) == 1
 
 
+CFG = {"backbone": "resnet18", "output_stride": 16, "input_size": 32, "epochs": 2, "batch_size": 16, "lr": 0.01,
+       "device": "cpu", "layers": [5, 4], "threads": 1}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def launch(tmp: Path, name: str, launchers: list[list[str]], manifest: Path) -> list[subprocess.CompletedProcess]:
+    """Run RUNNER under each torchrun launcher (all at once, as on separate machines) into `tmp/name`; their results."""
+    job = {"cfg": CFG, "lam": 2.0, "manifest": str(manifest), "root": str(manifest.parent), "out": str(tmp / name)}
+    (tmp / f"{name}.json").write_text(json.dumps(job))
+    (tmp / "runner.py").write_text(RUNNER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's package, not an installed one
+    run = [sys.executable, "-m", "torch.distributed.run"]
+    procs = [subprocess.Popen([*run, *args, "runner.py", f"{name}.json"], cwd=tmp, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for args in launchers]
+    try:
+        outs = [p.communicate(timeout=600) for p in procs]
+    finally:
+        for p in procs:  # a launcher left waiting for its peer must not outlive the test
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    results = [subprocess.CompletedProcess(p.args, p.returncode, o, e) for p, (o, e) in zip(procs, outs, strict=True)]
+    for r in results:
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return results
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """(folder, manifest, launcher result) of one `torchrun --standalone --nproc_per_node 2` training (84 faces)."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    manifest = tiny_dataset(tmp / "data", 84, 32)
+    (res,) = launch(tmp, "two", [["--standalone", "--nproc_per_node", "2"]], manifest)
+    return tmp, manifest, res
+
+
+def state(path: Path) -> dict[str, torch.Tensor]:
+    """The weights saved in a model.pt."""
+    return load_model(path)[0].state_dict()
+
+
 @pytest.mark.slow
-def test_torchrun_two_cpu_processes_match_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_torchrun_two_nodes_match_one_launcher(two_processes: tuple[Path, Path, subprocess.CompletedProcess]) -> None:
+    """Two launchers (`--nnodes 2 --nproc_per_node 1`, c10d rendezvous on 127.0.0.1, node ranks 0 and 1, as on two
+    machines) train bit for bit the model that one launcher with 2 processes trains: same world, same shards."""
+    tmp, manifest, _ = two_processes
+    port = free_port()
+    nodes = [
+        ["--nnodes", "2", "--nproc_per_node", "1", "--node_rank", str(rank), "--rdzv_backend", "c10d",
+         "--rdzv_endpoint", f"127.0.0.1:{port}", "--rdzv_id", "fer-test", "--rdzv_conf", f"is_host={int(rank == 0)}",
+         "--local_addr", "127.0.0.1"]
+        for rank in (0, 1)
+    ]
+    results = launch(tmp, "nodes", nodes, manifest)
+    assert sum(r.stdout.count("epoch 2/2:") for r in results) == 1  # one process in the world logs
+    ranks = [json.loads((tmp / "nodes" / f"summary-{r}.json").read_text()) for r in range(2)]
+    single = [json.loads((tmp / "two" / f"summary-{r}.json").read_text()) for r in range(2)]
+    assert ranks[0]["checksum"] == ranks[1]["checksum"] == single[0]["checksum"]
+    a, b = state(tmp / "two" / "model.pt"), state(tmp / "nodes" / "model.pt")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert ranks[0]["best_val_acc"] == single[0]["best_val_acc"]
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_match_one(
+    two_processes: tuple[Path, Path, subprocess.CompletedProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Same data, seed and global batch: 2 gloo processes (batch 8 each) vs 1 process (batch 16) agree within tolerance.
 
     Not bit-equal: PyTorch has no CPU SyncBatchNorm, so each rank normalises over its own 8 samples.
     """
-    data = tmp_path / "data"
-    manifest = tiny_dataset(data, 84, 32)
-    cfg = {"backbone": "resnet18", "output_stride": 16, "input_size": 32, "epochs": 2, "batch_size": 16, "lr": 0.01,
-           "device": "cpu", "layers": [5, 4], "threads": 1}
-    job = {"cfg": cfg, "lam": 2.0, "manifest": str(manifest), "root": str(data), "out": str(tmp_path / "two")}
-    (tmp_path / "two.json").write_text(json.dumps(job))
-    (tmp_path / "runner.py").write_text(RUNNER)
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # this checkout's package, not an installed one
-    res = subprocess.run([*launcher, "runner.py", "two.json"], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    tmp_path, manifest, res = two_processes
+    data, cfg = manifest.parent, CFG
     ranks = [json.loads((tmp_path / "two" / f"summary-{r}.json").read_text()) for r in range(2)]  # every rank returns
     assert ranks[0]["finished"] and (tmp_path / "two" / "model.pt").exists()  # rank 0 alone logs and saves
     assert res.stdout.count("epoch 2/2:") == 1, res.stdout

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from fer_pipeline.aumaps.render import BLOCK, render_maps, to_uint8
 from fer_pipeline.aumaps.store import stream_aumap_store
+from fer_pipeline.core.cluster import dask_client, ordered_map
 from fer_pipeline.core.codebook import CODEBOOKS
 from fer_pipeline.core.labels import LABELS, NEUTRAL
 from fer_pipeline.data.manifest import iter_manifest
@@ -126,9 +127,21 @@ def render_blocks(
     progress: bool = True,
 ) -> Iterator[Rendered]:
     """(start row, ids, uint8 maps, has_map) per block, in order, at most 2 blocks a worker read or rendered at once,
-    so memory does not grow with the number of blocks. `chunk_size` only sets the single-worker shortcut."""
+    so memory does not grow with the number of blocks. `chunk_size` only sets the single-worker shortcut.
+    `backend`: None or "loky" (joblib processes), "dask" (`fer_pipeline.core.cluster`: the same blocks, so the same bytes)."""
     if codebook not in CODEBOOKS:
         raise ValueError(f"unknown codebook {codebook!r}; valid: {', '.join(CODEBOOKS)}")
+    if backend == "dask":
+        args = (codebook, int(size), float(radius), float(smoothing))
+        with (
+            dask_client(n_jobs) as client,
+            tqdm(total=total, unit="maps", desc="aumaps (dask)", disable=not progress, dynamic_ncols=True) as bar,
+        ):
+            for out in ordered_map(_render_block, ((b, *args) for b in blocks), client, what="aumaps"):
+                yield out
+                bar.update(len(out[3]))
+        return
+    backend = None if backend == "loky" else backend
     workers = n_jobs if total > int(chunk_size) else 1  # one chunk gains nothing from workers (~1 s start-up)
     # Waves of 2 blocks a worker: joblib dispatches a new task whenever one finishes, whether or not its result was
     # consumed, so with a slower consumer (the gzip writer) the results of ALL blocks would pile up in memory.

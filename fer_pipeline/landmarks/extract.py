@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import pandas as pd
 
 from fer_pipeline import __version__
 from fer_pipeline.core import paths
+from fer_pipeline.core.cluster import dask_client
 from fer_pipeline.data.probe import ImageCheck, probe_images
 from fer_pipeline.landmarks import dlib68
 from fer_pipeline.landmarks.importer import PointsSource, align_with_reasons
@@ -177,6 +179,21 @@ class Dlib68Backend:
     ) -> None:
         self.cfg, self.n_jobs, self.chunk_size, self.joblib_backend = cfg, int(n_jobs), int(chunk_size), str(joblib_backend)
         self.progress = bool(progress)
+        self._stack = contextlib.ExitStack()
+        self._client: Any = None
+
+    def client(self) -> Any:
+        """The dask Client, opened at the first block and kept for the rest (a LocalCluster starts once per stage)."""
+        if self.joblib_backend != "dask":
+            return None
+        if self._client is None:
+            self._client = self._stack.enter_context(dask_client(self.n_jobs))
+        return self._client
+
+    def close(self) -> None:
+        """Close the dask Client (and the LocalCluster the stage started), if any."""
+        self._client = None
+        self._stack.close()
 
     def extract(self, manifest: pd.DataFrame, root: Path, first_row: int = 0) -> LandmarkTable:
         boxes = None
@@ -191,6 +208,7 @@ class Dlib68Backend:
             chunk_size=self.chunk_size,
             joblib_backend_name=self.joblib_backend,
             progress=self.progress,
+            client=self.client(),
         )
         attrs = {**dlib68.attrs(self.cfg), "fer_pipeline_version": __version__}
         return LandmarkTable(manifest["sample_id"].tolist(), points, sizes, status, attrs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ def build_landmark_store(
     bad = BadRowLog(str(manifest))
     summary: dict[str, Any] | None = None
     root = Path(root)
-    with stream_landmark_store(out) as put:
+    with contextlib.ExitStack() as stack, stream_landmark_store(out) as put:
+        if hasattr(backend, "close"):  # a dask backend's Client lives for the whole stage
+            stack.callback(backend.close)
         for start, block in iter_manifest(manifest, block_rows(params)):
             table = explain_unreadable(backend.extract(block, root, first_row=start), block, root)
             put(table)

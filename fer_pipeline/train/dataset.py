@@ -50,6 +50,22 @@ def store_rows(reader: AUMapReader | NoMaps, sample_ids: Sequence[str]) -> np.nd
     return np.fromiter((row_of[sid] for sid in sample_ids), dtype=np.int64, count=len(sample_ids))
 
 
+def cache_decision(mode: str | bool, n: int, size: int, map_size: int, train: bool) -> tuple[bool, str]:
+    """`train.cache_images` for n images at `size` px: (cache?, a log line with the RAM the cache takes — decoded RGB,
+    + the map as a 4th channel when training, + the stored maps — and the choice and why)."""
+    mode = str(mode).strip().lower()
+    need = n * (size * size * (4 if train else 3) + map_size * map_size)
+    mib, limit = need / 2**20, AUTO_CACHE_BYTES / 2**20
+    what = f"{n:,} images at {size} px take {mib:,.0f} MiB decoded"
+    if mode == "auto" and need < AUTO_CACHE_BYTES:
+        return True, f"cache_images auto: on ({what}, under the {limit:.0f} MiB limit): decoded once, kept in RAM"
+    if mode == "auto":
+        return False, (f"cache_images auto: off ({what}, over the {limit:.0f} MiB limit): every image is read and decoded from "
+                "disk every epoch (train.num_workers > 0 decodes in parallel; cache_images: true forces the cache)")
+    on = mode == "true"
+    return on, f"cache_images {mode}: {what}; " + ("kept in RAM" if on else "read from disk every epoch")
+
+
 class FERDataset(Dataset[Sample]):
     """Rows of a manifest → (image (3,S,S) normalised, AU map (H,W) in [0,1], has_map, label, store row).
 
@@ -90,11 +106,9 @@ class FERDataset(Dataset[Sample]):
                 self.cache = [with_map(img, m) for img, m in zip(self.cache, self.map_cache, strict=True)]
 
     def _want_cache(self, mode: str | bool) -> bool:
-        """Keep decoded images (and maps) in RAM? `auto`: when the images fit in AUTO_CACHE_BYTES."""
-        mode = str(mode).strip().lower()
-        if mode == "auto":
-            return len(self.paths) * self.input_size**2 * 3 < AUTO_CACHE_BYTES
-        return mode == "true"
+        """Keep decoded images (and maps) in RAM? `auto`: when they fit in AUTO_CACHE_BYTES; `cache_note` says why."""
+        on, self.cache_note = cache_decision(mode, len(self.paths), self.input_size, self.maps.size, self.train)
+        return on
 
     def __len__(self) -> int:
         return len(self.paths)

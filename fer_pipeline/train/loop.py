@@ -279,6 +279,8 @@ def train_model(
     }
     train_ds = FERDataset(train_rows, train=True, seed=cfg.seed, **common)
     val_ds = FERDataset(val_rows, train=False, **common) if not val_rows.empty and info.is_main else None
+    if info.is_main:
+        print(f"train: {train_ds.cache_note}")
     sampler = EpochSampler(train_ds, seed=cfg.seed, info=info)
     per_rank = per_rank_batch(cfg.batch_size, info)
     train_loader = _loader(train_ds, cfg, train=True, device=device, generator=generator, sampler=sampler, batch_size=per_rank)
