@@ -1,6 +1,6 @@
 """Experiments shared across machines: A runs two experiments and `dvc exp push`es them (git refs to a bare git remote,
 outputs to a local DVC remote); a fresh clone B `dvc exp pull`s, lists both with their metrics, applies one and gets
-its model back with `dvc checkout`, and `dvc repro --allow-missing` retrains nothing."""
+its model back with `dvc checkout`, and `dvc repro` retrains nothing."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ def test_exp_push_then_pull_on_a_fresh_clone(tmp_path: Path) -> None:
     for name, lam in (("lam1", 1.0), ("lam3", 3.0)):
         assert float(shown[name]["params"]["train"]["lambda"]) == lam
         aus = next(v for f, v in shown[name]["metrics"].items() if f.endswith("cam-aus.json"))
-        assert 0.0 <= float(aus["cl"]) <= 100.0 and -1.0 <= float(aus["cam_cos"]) <= 1.0, aus
+        assert 0.0 <= float(aus["cl"]) <= 100.0 and -1.0 <= float(aus["cam"]["cos"]) <= 1.0, aus  # headline metrics
     assert shown["lam1"]["metrics"] != shown["lam3"]["metrics"]
 
     # `dvc exp apply` restores lam1's params and metrics; `dvc checkout` brings its model from the cache: no retraining.
@@ -83,9 +83,7 @@ def test_exp_push_then_pull_on_a_fresh_clone(tmp_path: Path) -> None:
     run(["dvc", "exp", "apply", "lam1"], b)
     run(["dvc", "checkout"], b)
     assert (b / MODEL).read_bytes() == models["lam1"]
-    # At most the per-machine training checkpoints (never pushed) are missing; `--allow-missing` runs nothing.
-    status = json.loads(run(["dvc", "status", "--json"], b).stdout or "{}")
-    changes = [(kind, out) for stage in status.values() for change in stage for kind, outs in change.items() for out in outs]
-    assert all(kind == "changed outs" and out.startswith("checkpoints/") for kind, out in changes), status
-    log = run(["dvc", "repro", "--allow-missing"], b).stdout
+    # Everything is up to date (training checkpoints are per machine, not DVC outputs): `dvc repro` runs nothing.
+    assert json.loads(run(["dvc", "status", "--json"], b).stdout or "{}") == {}
+    log = run(["dvc", "repro"], b).stdout
     assert "Running stage" not in log and (b / MODEL).read_bytes() == models["lam1"], log
