@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from fer_pipeline.models import FERModel, create_model, list_methods
+from fer_pipeline.models.gradient import GradientCAM
 from fer_pipeline.models.loss import guided_loss
+from fer_pipeline.models.registry import _METHODS
 from fer_pipeline.train.config import method_params
 from tests.faces import face_tensors
 from tests.test_methods import TINY, TRAIN
@@ -53,14 +55,26 @@ def trained(method: str, options: dict[str, Any], faces: tuple[torch.Tensor, ...
 
 
 @pytest.fixture(scope="module")
+def cam_weights(faces: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
+    """The trained CAM classifier's weights, which GradCAM, GradCAM++ and LayerCAM read (they train as CAM)."""
+    return trained("cam", {}, faces).state_dict()
+
+
+@pytest.fixture(scope="module")
 def faces() -> tuple[torch.Tensor, ...]:
     """70 synthetic 48 px faces (10 a class) with their AU maps."""
     return face_tensors(70, size=SIZE, seed=0)
 
 
 @pytest.mark.parametrize(("method", "options"), CASES)
-def test_class_map_is_oriented_like_the_logits(method: str, options: dict[str, Any], faces: tuple[torch.Tensor, ...]) -> None:
-    model = trained(method, options, faces)
+def test_class_map_is_oriented_like_the_logits(
+    method: str, options: dict[str, Any], faces: tuple[torch.Tensor, ...], request: pytest.FixtureRequest
+) -> None:
+    if issubclass(_METHODS[method], GradientCAM):  # post hoc: the CAM model, read out by the grad-cam package
+        model = create_model(method, backbone=TRAIN["backbone"], output_stride=8, input_size=SIZE).eval()
+        model.load_state_dict(request.getfixturevalue("cam_weights"))
+    else:
+        model = trained(method, options, faces)
     x, y, au, has = faces
     x, y, au = x[:35][has[:35]], y[:35][has[:35]], au[:35][has[:35]]  # the AU classes' first faces
     region = F.interpolate(au[:, None], size=(SIZE, SIZE), mode="bilinear")[:, 0] > 0.5
