@@ -24,7 +24,7 @@ from fer_pipeline.models.adl import ADL
 from fer_pipeline.models.cutmix import cutmix
 from fer_pipeline.models.loss import guided_loss
 from fer_pipeline.models.maps import minmax, select_class
-from fer_pipeline.models.prm import peak_mask
+from fer_pipeline.models.prm import local_max_pool, peak_mask
 from fer_pipeline.models.registry import _METHODS
 from fer_pipeline.models.vit import block_forward
 from fer_pipeline.models.wildcat import wildcat_pool
@@ -118,6 +118,21 @@ def test_table1_preset_covers_all_methods_with_valid_settings() -> None:
         assert set(options) <= set(_METHODS[method].options)
 
 
+def test_cpu_table1_preset_lists_all_eleven_with_valid_settings() -> None:
+    """params-table1-cpu.yaml: eight trained methods + three post hoc = the registry; every override is accepted."""
+    overlay = yaml.safe_load((ROOT / "params-table1-cpu.yaml").read_text())
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    trained, posthoc = overlay["report"]["methods"], overlay["report"]["posthoc"]
+    assert sorted(trained + posthoc) == METHODS and posthoc == ["gradcam", "gradcampp", "layercam"]
+    flags = overlay_flags(ROOT / "params-table1-cpu.yaml", ROOT / "params.yaml")
+    assert "+report.posthoc=[\"gradcam\",\"gradcampp\",\"layercam\"]" in flags  # a new key: "+" for dvc exp run -S
+    methods = {m: {**params["methods"][m], **overlay["methods"].get(m, {})} for m in METHODS}
+    for method in trained:
+        train, options = method_params({**params["train"], **overlay.get("train", {})}, methods, method)
+        TrainConfig.from_params({**train, "method": method})
+        assert set(options) <= set(_METHODS[method].options), method
+
+
 def test_report_writes_table1_layout_for_all_methods() -> None:
     paper = pd.read_csv(ROOT / "data" / "paper" / "paper_tables.csv")
     runs = [(m, a) for m in PAPER for a in ("noaus", "aus")]
@@ -191,6 +206,7 @@ def test_pooling_heads() -> None:
     crm = torch.tensor([[[[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 3.0], [0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]]])
     peaks = peak_mask(crm, 3)
     assert peaks[0, 0, 0, 0] and peaks[0, 0, 1, 3] and peaks[0, 0, 2, 1] and not peaks[0, 0, 0, 1]
+    torch.testing.assert_close(local_max_pool(crm, 3), torch.tensor([[2.5]]))  # 3x3 stride-1 maxima 2, 3, 2, 3
 
 
 # --- training-time behaviour ------------------------------------------------------------------------------------------

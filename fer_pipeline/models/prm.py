@@ -1,8 +1,18 @@
-"""PRM (Zhou et al., CVPR 2018): class response maps whose logits come from peak stimulation.
+"""PRM (Zhou et al., CVPR 2018): class response maps from a 1x1 class-aware conv, logits from their local peaks.
 
-Peaks are local maxima in a `win_size` window that reach the map's median (the published median peak filter); the
-class score is the mean of its peaks, so the gradient flows only through the peaks (peak stimulation).
-CAM of class k: its peak-stimulated class response map (as in WSOL use of PRM and the paper's reference code).
+`pooling` says how a class response map (CRM) becomes a logit:
+- `peaks` (default, the published method): Zhou et al.'s peak stimulation -- the mean of the local maxima (win_size
+  window) that reach the map's median (the published median peak filter); gradient flows only through those peaks.
+- `local_max`: 3x3 (`win_size`) stride-1 max pooling of the CRM, then its spatial mean -- PRM as the paper we
+  reproduce implements it (Belharbi et al.'s reference code, `dlib/poolings/core.py` class `PRM`), so Table 1's PRM
+  numbers come from this form. Every position passes gradient through its window's maximum.
+Both are max-type aggregations: only a window's maximum receives gradient. Trained from scratch with the AU alignment
+(which makes the face's layer-5 features large in every channel) both fall into the same trap: a class map whose face
+values are pushed below the rest never receives gradient there again, every class's map ends strongly negative on the
+face, the class evidence sits at off-face maxima (whose receptive field covers the face), and the min-max CAM lights the
+background. That is the aggregation's behaviour, not a sign error (README "PRM's class map with AUs";
+`tests/test_map_orientation.py` pins it as a strict xfail).
+CAM of class k: its class response map, min-max normalised like every bottom-up map (as the reference code does).
 Peak response maps proper (back-propagating every peak to the image, PRM §3.3, for instance masks) are not produced:
 they need one backward pass per peak and serve instance segmentation, not a per-class map.
 Layers 1..5: the backbone's stem and stages.
@@ -15,6 +25,9 @@ from torch import Tensor, nn
 
 from fer_pipeline.models.base import FERModel
 from fer_pipeline.models.registry import register_method
+
+#: Valid values of the `pooling` option.
+POOLINGS = ("local_max", "peaks")
 
 
 def peak_mask(crm: Tensor, win_size: int) -> Tensor:
@@ -33,27 +46,38 @@ def peak_stimulation(crm: Tensor, win_size: int) -> Tensor:
     return (crm * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp_min(1)
 
 
-class PRMHead(nn.Module):
-    """1x1 conv to class response maps, peak-stimulated logits."""
+def local_max_pool(crm: Tensor, win_size: int) -> Tensor:
+    """(B, K, h, w) -> (B, K): spatial mean of the win_size stride-1 max-pooled map (no padding; maps smaller than the
+    window are pooled whole)."""
+    if win_size < 1 or win_size % 2 == 0:
+        raise ValueError(f"prm win_size must be an odd number >= 1, got {win_size}")
+    k = min(win_size, crm.shape[-2], crm.shape[-1])
+    return F.max_pool2d(crm, kernel_size=k, stride=1).mean(dim=(2, 3))
 
-    def __init__(self, in_channels: int, num_classes: int, win_size: int) -> None:
+
+class PRMHead(nn.Module):
+    """1x1 conv to class response maps; logits by local-max pooling or peak stimulation."""
+
+    def __init__(self, in_channels: int, num_classes: int, win_size: int, pooling: str) -> None:
         super().__init__()
-        self.win_size = win_size
+        if pooling not in POOLINGS:
+            raise ValueError(f"methods.prm.pooling={pooling!r} unknown; valid: {', '.join(POOLINGS)}")
+        self.win_size, self.pooling = win_size, pooling
         self.conv = nn.Conv2d(in_channels, num_classes, kernel_size=1)
 
     def forward(self, feat: Tensor) -> tuple[Tensor, Tensor]:
         """(B, C, h, w) -> logits (B, K) and class response maps (B, K, h, w)."""
         crm = self.conv(feat)
-        return peak_stimulation(crm, self.win_size), crm
+        pool = peak_stimulation if self.pooling == "peaks" else local_max_pool
+        return pool(crm, self.win_size), crm
 
 
 @register_method("prm")
 class PRM(FERModel):
     """Peak response mapping head on a timm backbone."""
 
-    options = {"win_size": 3}
+    options = {"win_size": 3, "pooling": "peaks"}
 
     def build_head(self, in_channels: int, num_classes: int) -> nn.Module:
-        """Class response maps + peak stimulation."""
+        """Class response maps + their pooling to logits."""
         return PRMHead(in_channels, num_classes, **self.opts)
-

@@ -4,7 +4,9 @@ Backbone: a timm ViT (`train.backbone`, DeiT-S `deit_small_patch16_224` in param
 the training input size (`img_size`, position embeddings resampled for other sizes) with `patch_size` and optional
 `depth` (0 = the model's own; smaller values make CPU tests cheap).
 Head: a 3x3 conv from the final patch tokens to K semantic maps; logits = their spatial mean (trained with CE).
-CAM of class k (token-semantic coupling): attention map (layer 5) x semantic map k.
+CAM of class k (token-semantic coupling): attention map (layer 5) x ReLU(semantic map k), as TS-CAM's published code
+(`feature_map = F.relu(feature_map)` before the coupling): without the ReLU a class whose semantic map is negative where
+the attention is high gives a product most negative there, which min-max turns into a map of the background.
 Layers 1..4: patch-token grids (blocks depth/4, depth/2, 3·depth/4, final norm); layer 5: the semantic-agnostic
 attention (class-token attention to the patches, mean over heads, summed over blocks) — the alignment default.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fer_pipeline.models.base import FERModel, ModelOutput
@@ -39,10 +42,10 @@ class TSCAM(FERModel):
         return nn.Conv2d(in_channels, num_classes, kernel_size=3, padding=1)
 
     def forward(self, x: Tensor, layers: Sequence[int] = (5,)) -> ModelOutput:
-        """Logits = mean of the semantic maps; cams = attention x semantic maps."""
+        """Logits = mean of the semantic maps; cams = attention x ReLU(semantic maps)."""
         layers = self.check_layers(layers)
         feats = dict(zip(self.layer_names, self.backbone(x), strict=True))
         semantic = self.head(feats[4])
         return ModelOutput(
-            logits=semantic.mean(dim=(2, 3)), features={v: feats[v] for v in layers}, cams=feats[5] * semantic
+            logits=semantic.mean(dim=(2, 3)), features={v: feats[v] for v in layers}, cams=feats[5] * F.relu(semantic)
         )
