@@ -36,31 +36,36 @@ def read_truth(aus_csv: str | Path, landmarks_csv: str | Path, sample_ids: list[
     return (truth.intensity[[au_row[s] for s in sample_ids]], pts[[pt_row[s] for s in sample_ids]])
 
 
-def absent_regions(
-    landmarks: np.ndarray, image_size: np.ndarray, labels: np.ndarray, intensity: np.ndarray, *, codebook: str, size: int,
-    radius: float, smoothing: float,
-) -> np.ndarray:
-    """bool (N, size, size): pixels within the 0.5 level of a region whose codebook AUs are all absent (intensity 0)."""
-    pts = np.asarray(landmarks, np.float64).reshape(-1, 68, 2)
+def _discs(pts: np.ndarray, hw: np.ndarray, regions: np.ndarray, size: int, radius: float, smoothing: float) -> np.ndarray:
+    """bool (N, size, size): map pixels within the 0.5 level of any region flagged in `regions` (N, len(REGIONS))."""
     n = pts.shape[0]
-    book = codebook_mask(labels, codebook)
-    inten = np.nan_to_num(np.asarray(intensity, np.float32), nan=1.0)  # unknown counts as shown: never "absent"
-    shown = anchor_weights(np.where(book, inten, 0.0)) > 0
-    listed = anchor_weights(book.astype(np.float32)) > 0
-    absent = listed & ~shown  # (N, len(REGIONS))
-    hw = np.asarray(image_size, np.float64).reshape(n, 2)
     r2 = region_radius(inter_ocular(pts), radius, smoothing) ** 2
     cell = (np.arange(size) + 0.5) / size
     gy, gx = cell[None, :] * hw[:, 0:1], cell[None, :] * hw[:, 1:2]
     out = np.zeros((n, size, size), bool)
     anchors = anchor_points(pts)
     for a, name in enumerate(REGIONS):
-        rows = np.flatnonzero(absent[:, a])
+        rows = np.flatnonzero(regions[:, a])
         for k in range(anchors[name].shape[1]):
             c = anchors[name][rows, k].astype(np.float64)
             d2 = (gy[rows] - c[:, 1:2])[:, :, None] ** 2 + (gx[rows] - c[:, 0:1])[:, None, :] ** 2
             out[rows] |= d2 <= r2[rows, None, None]
     return out
+
+
+def absent_regions(
+    landmarks: np.ndarray, image_size: np.ndarray, labels: np.ndarray, intensity: np.ndarray, *, codebook: str, size: int,
+    radius: float, smoothing: float,
+) -> np.ndarray:
+    """bool (N, size, size): pixels within the 0.5 level of a region whose codebook AUs are all absent (intensity 0),
+    less those within a shown AU's region (nearby discs overlap on small faces: a shared pixel is not absent)."""
+    pts = np.asarray(landmarks, np.float64).reshape(-1, 68, 2)
+    hw = np.asarray(image_size, np.float64).reshape(-1, 2)
+    book = codebook_mask(labels, codebook)
+    inten = np.nan_to_num(np.asarray(intensity, np.float32), nan=1.0)  # unknown counts as shown: never "absent"
+    shown = anchor_weights(np.where(book, inten, 0.0)) > 0
+    listed = anchor_weights(book.astype(np.float32)) > 0
+    return _discs(pts, hw, listed & ~shown, size, radius, smoothing) & ~_discs(pts, hw, shown, size, radius, smoothing)
 
 
 def active_scores(
