@@ -1,0 +1,92 @@
+"""λ = 0 vs codebook guidance vs active guidance, from `dvc exp show --json` (issue 16: guide with the AUs a face shows).
+
+The λ = 0 run is shared: its metrics come from the without-AUs run of a codebook-mode state (the baseline commit, not
+retrained by `dvc exp run -S aumaps.mode=active`); codebook guidance from that state's with-AUs run; active guidance
+from the with-AUs run of a state with `aumaps.mode: active`. All three are scored against the same reference, the true
+active-AU map of each test face (evaluate's `active_*` keys), so they compare; the usual CAM-COS / ATT-COS are against
+each run's own AU map store and are not comparable across modes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from fer_pipeline.report.ablations import _file_data, _states
+from fer_pipeline.report.tables import run_name, to_markdown
+
+#: Metrics compared (label, higher is better).
+KEYS: dict[str, tuple[str, bool]] = {
+    "cl": ("CL (%)", True),
+    "macro_f1": ("macro-F1", True),
+    "active_cam_cos": ("CAM-COS vs true AUs", True),
+    "active_att_cos": ("ATT-COS vs true AUs", True),
+    "active_cam_pointing": ("CAM pointing", True),
+    "active_att_pointing": ("ATT pointing", True),
+    "active_cam_energy": ("CAM energy share", True),
+    "active_att_energy": ("ATT energy share", True),
+    "att_absent_share": ("ATT on absent AUs (lower better)", False),
+}
+RUNS = ("λ = 0", "codebook guidance", "active guidance")
+
+
+def guidance_table(entries: Sequence[Mapping[str, Any]], method: str = "cam") -> pd.DataFrame:
+    """One row per RUNS entry found (first state of each mode): run, experiment, au_presence, λ, then KEYS."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in _states(entries):
+        data = state["data"]
+        params = _file_data(data.get("params", {}), "params.yaml")
+        mode = str(params.get("aumaps", {}).get("mode", "codebook"))
+        common = {
+            "experiment": name,
+            "au_presence": params.get("synthetic", {}).get("au_presence", math.nan),
+            "lambda": float(params.get("train", {}).get("lambda", math.nan)),
+        }
+        for aus, run in (("noaus", RUNS[0]), ("aus", RUNS[1] if mode == "codebook" else RUNS[2])):
+            if aus == "noaus" and mode != "codebook":
+                continue  # an active-mode state's λ = 0 metrics are the shared baseline's (not retrained)
+            m = _file_data(data.get("metrics", {}), f"metrics/{run_name(method, aus)}.json")
+            if run in found or "active_cam_cos" not in m:
+                continue
+            found[run] = {"run": run, **common, "lambda": 0.0 if aus == "noaus" else common["lambda"]}
+            found[run].update({k: float(m[k]) if m.get(k) is not None else math.nan for k in KEYS})
+    return pd.DataFrame([found[r] for r in RUNS if r in found])
+
+
+def winners(table: pd.DataFrame) -> dict[str, str]:
+    """Metric key -> the run that scores best on it ("tie: a, b" when equal to 4 decimals)."""
+    out = {}
+    for key, (_, higher) in KEYS.items():
+        col = table[key].round(4)
+        if col.isna().all():
+            continue
+        best = col.max() if higher else col.min()
+        out[key] = ", ".join(table.loc[col == best, "run"])
+        if (col == best).sum() > 1:
+            out[key] = f"tie: {out[key]}"
+    return out
+
+
+def render_guidance(table: pd.DataFrame, notes: Sequence[str] = ()) -> str:
+    """`reports/guidance.md`: the three-way table and the winner of each metric."""
+    shown = table.rename(columns={k: label for k, (label, _) in KEYS.items()})
+    for col in ("lambda", "au_presence"):
+        shown[col] = [f"{float(v):g}" for v in table[col]]
+    win = winners(table)
+    parts = [
+        "# Guidance with the AUs a face shows (from `dvc exp show --json`)",
+        "",
+        "All map scores are against each test face's *true active-AU map* (the AUs the synthetic face really shows).",
+        "",
+        to_markdown(shown),
+        "",
+        "Best per metric:",
+        "",
+        *[f"- {KEYS[k][0]}: {who}" for k, who in win.items()],
+    ]
+    if notes:
+        parts += ["", *[f"- {n}" for n in notes]]
+    return "\n".join(parts) + "\n"
