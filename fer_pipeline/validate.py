@@ -160,13 +160,13 @@ def check_aumaps(params: Mapping[str, Any]) -> None:
     from fer_pipeline.aumaps.active import MODES
 
     choice(params, "aumaps.codebook", tuple(CODEBOOKS))
-    choice(params, "aumaps.mode", MODES)
-    flag(params, "aumaps.restrict_to_codebook")
     number(params, "aumaps.size", int, lo=1)
     number(params, "aumaps.radius", lo=0.0, lo_open=True)
     number(params, "aumaps.smoothing", lo=0.0)
     n_jobs(params, "aumaps.n_jobs")
     number(params, "aumaps.chunk_size", int, lo=1)
+    choice(params, "aumaps.mode", MODES)
+    flag(params, "aumaps.restrict_to_codebook")
 
 
 def check_train(params: Mapping[str, Any], method: str | None = None) -> tuple[Any, dict[str, Any]]:
