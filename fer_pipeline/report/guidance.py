@@ -34,13 +34,16 @@ RUNS = ("λ = 0", "codebook guidance", "active guidance")
 
 
 def guidance_table(entries: Sequence[Mapping[str, Any]], method: str = "cam") -> pd.DataFrame:
-    """One row per RUNS entry found (first state of each mode): run, experiment, au_presence, λ, then KEYS."""
-    found: dict[str, dict[str, Any]] = {}
+    """One row per RUNS entry and `train.seed` found (first state of each mode and seed): run, seed, experiment,
+    au_presence, λ, then KEYS."""
+    found: dict[tuple[str, int], dict[str, Any]] = {}
     for name, state in _states(entries):
         data = state["data"]
         params = _file_data(data.get("params", {}), "params.yaml")
         mode = str(params.get("aumaps", {}).get("mode", "codebook"))
+        seed = int(params.get("train", {}).get("seed", 0))
         common = {
+            "seed": seed,
             "experiment": name,
             "au_presence": params.get("synthetic", {}).get("au_presence", math.nan),
             "lambda": float(params.get("train", {}).get("lambda", math.nan)),
@@ -49,15 +52,24 @@ def guidance_table(entries: Sequence[Mapping[str, Any]], method: str = "cam") ->
             if aus == "noaus" and mode != "codebook":
                 continue  # an active-mode state's λ = 0 metrics are the shared baseline's (not retrained)
             m = _file_data(data.get("metrics", {}), f"metrics/{run_name(method, aus)}.json")
-            if run in found or "active_cam_cos" not in m:
+            if (run, seed) in found or "active_cam_cos" not in m:
                 continue
-            found[run] = {"run": run, **common, "lambda": 0.0 if aus == "noaus" else common["lambda"]}
-            found[run].update({k: float(m[k]) if m.get(k) is not None else math.nan for k in KEYS})
-    return pd.DataFrame([found[r] for r in RUNS if r in found])
+            row = {"run": run, **common, "lambda": 0.0 if aus == "noaus" else common["lambda"]}
+            found[run, seed] = row | {k: float(m[k]) if m.get(k) is not None else math.nan for k in KEYS}
+    return pd.DataFrame([found[k] for k in sorted(found, key=lambda k: (k[1], RUNS.index(k[0])))])
+
+
+def seed_means(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean of KEYS per run over the seeds that have all three runs (one row per run, RUNS order; `seeds` counted)."""
+    full = table.groupby("seed")["run"].nunique()
+    sub = table[table["seed"].isin(full[full == len(RUNS)].index)]
+    means = sub.groupby("run")[list(KEYS)].mean().reindex([r for r in RUNS if r in set(sub["run"])])
+    means.insert(0, "seeds", sub.groupby("run")["seed"].nunique())
+    return means.reset_index()
 
 
 def winners(table: pd.DataFrame) -> dict[str, str]:
-    """Metric key -> the run that scores best on it ("tie: a, b" when equal to 4 decimals)."""
+    """Metric key -> the run that scores best on it ("tie: a, b" when equal to 4 decimals); one row per run."""
     out = {}
     for key, (_, higher) in KEYS.items():
         col = table[key].round(4)
@@ -71,11 +83,13 @@ def winners(table: pd.DataFrame) -> dict[str, str]:
 
 
 def render_guidance(table: pd.DataFrame, notes: Sequence[str] = ()) -> str:
-    """`reports/guidance.md`: the three-way table and the winner of each metric."""
-    shown = table.rename(columns={k: label for k, (label, _) in KEYS.items()})
+    """`reports/guidance.md`: the three-way table per seed, the mean over seeds, and the winner of each metric (means)."""
+    labels = {k: label for k, (label, _) in KEYS.items()}
+    shown = table.rename(columns=labels)
     for col in ("lambda", "au_presence"):
         shown[col] = [f"{float(v):g}" for v in table[col]]
-    win = winners(table)
+    means = seed_means(table)
+    win = winners(means)
     parts = [
         "# Guidance with the AUs a face shows (from `dvc exp show --json`)",
         "",
@@ -83,7 +97,11 @@ def render_guidance(table: pd.DataFrame, notes: Sequence[str] = ()) -> str:
         "",
         to_markdown(shown),
         "",
-        "Best per metric:",
+        f"Mean over the seeds with all three runs ({int(means['seeds'].min()) if len(means) else 0}):",
+        "",
+        to_markdown(means.rename(columns=labels)),
+        "",
+        "Best per metric (means):",
         "",
         *[f"- {KEYS[k][0]}: {who}" for k, who in win.items()],
     ]
