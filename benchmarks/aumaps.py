@@ -1,5 +1,6 @@
 """AU maps: the vectorised renderer vs a reference-style one (per image, per AU: cv2 filled ellipses at 224 px, down to
-28×28, 3×3 box blur, back up, max-combine, min-max). Targets: ≥ 10× faster, same maps within tolerance, store ≤ 4 KB/image.
+28×28, 3×3 box blur, back up, max-combine, min-max). Targets: ≥ 10× faster, same maps within tolerance, store ≤ 4 KB/image. Also
+`aumaps.mode: active` (per-AU weights, one profile per region) beside codebook mode, as a ratio.
 
     python benchmarks/aumaps.py [--n 700] [--repeats 3]
 """
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from common import fmt, interleaved, machine, summary
+from common import fmt, interleaved, machine, paired, summary
 
+from fer_pipeline.aumaps.active import au_weights, render_active
 from fer_pipeline.aumaps.anchors import au_regions, inter_ocular
 from fer_pipeline.aumaps.render import render_maps, to_uint8
 from fer_pipeline.aumaps.store import write_aumap_store
+from fer_pipeline.aus.formats import AUS
 from fer_pipeline.core.codebook import aus_for
 from fer_pipeline.core.labels import NEUTRAL, NUM_CLASSES
 from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
@@ -73,13 +76,22 @@ def main() -> None:
     def reference() -> None:
         res["reference"] = reference_maps(pts, hw, labels, args.radius, args.size)
 
-    times = interleaved({"vectorised": ours, "reference-style": reference}, args.repeats)
+    intensity = np.random.default_rng(0).random((args.n, len(AUS))).astype(np.float32)  # some AUs at 0-ish, all weighted
+    weights = au_weights(intensity, labels)
+
+    def active() -> None:
+        res["active"] = render_active(pts, hw, weights, size=args.size, radius=args.radius)[0]
+
+    times = interleaved({"vectorised": ours, "reference-style": reference, "active": active}, args.repeats)
     med, low = summary(times, "reference-style", "vectorised")
     print(f"{args.n} faces, {args.size}x{args.size} maps, one process")
     print(fmt(times))
     verdict = "met" if med >= 10 else "NOT met"
     print(f"speed-up vectorised over reference-style: median {med:.1f}x, min {low:.1f}x  (target >= 10x: {verdict})")
-    print(f"per face: vectorised {min(times['vectorised']) / args.n * 1e6:.1f} us, "
+    act = paired(times, "active", "vectorised")
+    print(f"active mode (weighted regions) takes {act:.2f}x the codebook renderer's time (median paired ratio)")
+    print(f"per face: active {min(times['active']) / args.n * 1e6:.1f} us, "
+          f"vectorised {min(times['vectorised']) / args.n * 1e6:.1f} us, "
           f"reference-style {min(times['reference-style']) / args.n * 1e6:.1f} us")
 
     drawn = labels != NEUTRAL

@@ -20,7 +20,7 @@ from fer_pipeline.core.cluster import ENGINES, ClusterError
 from fer_pipeline.core.codebook import CODEBOOKS
 from fer_pipeline.data.images import ImageError
 
-STAGES = ("prepare", "landmarks", "aumaps", "train", "evaluate", "report")
+STAGES = ("prepare", "landmarks", "aus", "aumaps", "train", "evaluate", "report")
 
 
 class ParamsError(ValueError):
@@ -84,6 +84,16 @@ def n_jobs(params: Mapping[str, Any], dotted: str) -> int:
     return value
 
 
+def flag(params: Mapping[str, Any], dotted: str) -> bool:
+    """A boolean (YAML or a `-S key=false` string)."""
+    from fer_pipeline.core.io import parse_bool
+
+    try:
+        return parse_bool(dotted, get(params, dotted))
+    except ValueError as e:
+        raise ParamsError(str(e)) from None
+
+
 def check_data(params: Mapping[str, Any], *, reads_images: bool) -> None:
     """`data.*`: a known dataset; for a real one, a root folder that exists (where images are read)."""
     from fer_pipeline.data.datasets import DATASETS
@@ -113,7 +123,7 @@ def check_synthetic(params: Mapping[str, Any]) -> None:
     lo, hi = (number({"v": v}, "v") for v in intensity)
     if not 0 <= lo <= hi:
         raise ParamsError(f"synthetic.intensity={intensity!r} needs 0 <= low <= high")
-    for key in ("shortcut_p_train", "shortcut_p_test"):
+    for key in ("shortcut_p_train", "shortcut_p_test", "au_presence"):
         number(params, f"synthetic.{key}", lo=0.0, hi=1.0)
 
 
@@ -135,8 +145,20 @@ def check_landmarks(params: Mapping[str, Any]) -> None:
             raise ParamsError(f"landmarks.fallback has {bad}; valid steps: {', '.join(FALLBACKS)} (a list, tried in order)")
 
 
+def check_aus(params: Mapping[str, Any]) -> None:
+    """`aus.*`: a known source; `synthetic` only for the synthetic dataset."""
+    from fer_pipeline.aus.store import SOURCES
+
+    source = choice(params, "aus.source", SOURCES)
+    get(params, "aus.file")
+    if source == "synthetic" and get(params, "data.dataset") != "synthetic":
+        raise ParamsError(f"aus.source=synthetic needs data.dataset=synthetic (got {get(params, 'data.dataset')!r}); use import")
+
+
 def check_aumaps(params: Mapping[str, Any]) -> None:
-    """`aumaps.*`: a known codebook, a map size, radius > 0, smoothing >= 0, a worker count."""
+    """`aumaps.*`: a known codebook and mode, a map size, radius > 0, smoothing >= 0, a worker count."""
+    from fer_pipeline.aumaps.active import MODES
+
     choice(params, "aumaps.codebook", tuple(CODEBOOKS))
     number(params, "aumaps.size", int, lo=1)
     number(params, "aumaps.radius", lo=0.0, lo_open=True)
@@ -144,6 +166,8 @@ def check_aumaps(params: Mapping[str, Any]) -> None:
     n_jobs(params, "aumaps.n_jobs")
     number(params, "aumaps.chunk_size", int, lo=1)
     choice(params, "aumaps.backend_joblib", ENGINES)
+    choice(params, "aumaps.mode", MODES)
+    flag(params, "aumaps.restrict_to_codebook")
 
 
 def check_train(params: Mapping[str, Any], method: str | None = None) -> tuple[Any, dict[str, Any]]:
@@ -220,6 +244,8 @@ def check_stage(stage: str, params: Mapping[str, Any], **kwargs: Any) -> Any:
         check_synthetic(params)
     elif stage == "landmarks":
         check_landmarks(params)
+    elif stage == "aus":
+        check_aus(params)
     elif stage == "aumaps":
         check_aumaps(params)
     elif stage == "train":

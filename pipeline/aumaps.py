@@ -1,8 +1,8 @@
-"""Stage `aumaps`: render each image's class AU heatmap from its landmarks into HDF5."""
+"""Stage `aumaps`: render each image's AU heatmap (class codebook, or the AUs it shows: `aumaps.mode`) into HDF5."""
 
 from fer_pipeline.aumaps.build import build_aumap_store_from_files
 from fer_pipeline.core import paths
-from fer_pipeline.core.io import load_params
+from fer_pipeline.core.io import load_params, parse_bool
 from fer_pipeline.validate import check_stage, run_stage
 
 
@@ -11,12 +11,17 @@ def main() -> None:
     check_stage("aumaps", params)
     dataset, p = params["data"]["dataset"], params["aumaps"]
     settings = {k: p[k] for k in ("codebook", "size", "radius", "smoothing")}
+    active = str(p["mode"]) == "active"
+    restrict = parse_bool("aumaps.restrict_to_codebook", p["restrict_to_codebook"])
+    if active:  # codebook mode keeps the paper's store byte for byte (no new attributes, the AU store unread)
+        settings.update(mode="active", restrict_to_codebook=restrict)
     out = paths.aumap_store(dataset)
     has_map = build_aumap_store_from_files(  # read, rendered and written chunk by chunk: memory does not grow with N
         out,
         paths.manifest_path(dataset),
         paths.landmark_store(dataset),
         settings,
+        paths.au_store(dataset) if active else None,
         codebook=str(p["codebook"]),
         size=int(p["size"]),
         radius=float(p["radius"]),
@@ -24,8 +29,9 @@ def main() -> None:
         n_jobs=int(p["n_jobs"]),
         chunk_size=int(p["chunk_size"]),
         backend=str(p["backend_joblib"]),
+        restrict_to_codebook=restrict,
     )
-    print(f"aumaps: {len(has_map)} maps, {int(has_map.sum())} with AUs -> {out}")
+    print(f"aumaps ({p['mode']}): {len(has_map)} maps, {int(has_map.sum())} with AUs -> {out}")
 
 
 if __name__ == "__main__":

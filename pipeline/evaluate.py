@@ -10,7 +10,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
-from fer_pipeline.data.datasets import image_root
+from fer_pipeline.data.datasets import image_root, synthetic_truth
 from fer_pipeline.data.manifest import read_manifest
 from fer_pipeline.evaluate.extended import evaluate_extended, write_extended
 from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_images
@@ -39,6 +39,7 @@ def main(method: str, aus: str) -> None:
         faithfulness_n=int(p.get("faithfulness_n", 128)),
         deletion_steps=int(p.get("deletion_steps", 8)),
         figure_samples=int(p.get("figure_samples", 1)),
+        truth=synthetic_truth(dataset),
     )
     ext.result.metrics["n_skipped_unusable_images"] = int((skipped["split"] == "test").sum())
     ext.result.metrics["model"] = str(model_path)
@@ -50,6 +51,9 @@ def main(method: str, aus: str) -> None:
     extra = (
         f"pointing {m['cam_pointing']:.3f}  energy {m['cam_energy']:.3f}  deletion {m.get('deletion_score', float('nan')):.3f}"
     )
+    if "active_cam_cos" in m:
+        extra += f"  vs true active AUs: CAM-COS {m['active_cam_cos']:.3f} ATT-COS {m['active_att_cos']:.3f}"
+        extra += f" att on absent AUs {m['att_absent_share']:.3f}"
     print(f"evaluate {run}: {scores}  {extra} -> {paths.metrics_path(run)}, {paths.figures_dir(run)}")
 
 

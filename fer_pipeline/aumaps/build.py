@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -13,8 +14,10 @@ import numpy as np
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from fer_pipeline.aumaps.active import au_weights, render_active
 from fer_pipeline.aumaps.render import BLOCK, render_maps, to_uint8
 from fer_pipeline.aumaps.store import stream_aumap_store
+from fer_pipeline.aus.store import au_rows, open_au_store
 from fer_pipeline.core.cluster import dask_client, ordered_map
 from fer_pipeline.core.codebook import CODEBOOKS
 from fer_pipeline.core.labels import LABELS, NEUTRAL
@@ -51,12 +54,17 @@ class RowBlock:
     sample_ids: list[str]
     labels: np.ndarray
     table: LandmarkTable
+    aus: np.ndarray | None = None  # float32 (k, len(AUS)) per-image AU intensities (NaN unknown); active mode only
 
 
 def table_blocks(
-    sample_ids: Sequence[str], labels: np.ndarray | Sequence[int], table: LandmarkTable, chunk_size: int
+    sample_ids: Sequence[str],
+    labels: np.ndarray | Sequence[int],
+    table: LandmarkTable,
+    chunk_size: int,
+    aus: np.ndarray | None = None,
 ) -> Iterator[RowBlock]:
-    """Blocks of an in-memory manifest and landmark table (checked whole first)."""
+    """Blocks of an in-memory manifest and landmark table (checked whole first), with AU intensities (N, 18) if given."""
     check_alignment(sample_ids, table)
     lab = np.asarray(labels)
     n = len(table.sample_id)
@@ -67,24 +75,31 @@ def table_blocks(
         rows = slice(s, s + chunk_size)
         part = LandmarkTable(ids[rows], table.landmarks[rows], table.image_size[rows], table.status[rows],
                              table.attrs, (table.reason or [])[rows])
-        yield RowBlock(s, ids[rows], lab[rows], part)
+        yield RowBlock(s, ids[rows], lab[rows], part, None if aus is None else np.asarray(aus, np.float32)[rows])
 
 
-def file_blocks(manifest: str | Path, landmarks: str | Path, chunk_size: int) -> tuple[int, Iterator[RowBlock]]:
-    """(row count, blocks) read from the manifest CSV and the landmark store `chunk_size` rows at a time: the reader
-    holds one block, so the stage's memory does not grow with N. Each block is matched by id as it is read."""
+def file_blocks(
+    manifest: str | Path, landmarks: str | Path, chunk_size: int, aus: str | Path | None = None
+) -> tuple[int, Iterator[RowBlock]]:
+    """(row count, blocks) read from the manifest CSV and the landmark store (and the AU store `aus`, active mode)
+    `chunk_size` rows at a time: the reader holds one block, so the stage's memory does not grow with N. Each block is
+    matched by id as it is read."""
     with open_landmark_store(landmarks) as f:
         n = int(f["status"].shape[0])
 
     def blocks() -> Iterator[RowBlock]:
         seen = 0
-        with open_landmark_store(landmarks) as f:
+        with open_landmark_store(landmarks) as f, (
+            open_au_store(aus, n_rows=n) if aus is not None else contextlib.nullcontext()
+        ) as fa:
             for start, rows in iter_manifest(manifest, chunk_size):
                 ids = rows["sample_id"].tolist()
-                part = landmark_rows(f, slice(start, start + len(ids)))
+                block = slice(start, start + len(ids))
+                part = landmark_rows(f, block)
                 check_alignment(ids, part, first_row=start)
                 seen = start + len(ids)
-                yield RowBlock(start, ids, rows["label"].to_numpy(), part)
+                intensity = None if fa is None else au_rows(fa, block, ids, first_row=start)
+                yield RowBlock(start, ids, rows["label"].to_numpy(), part, intensity)
         if seen != n:
             raise ValueError(
                 f"manifest {manifest} has {seen} rows but landmark store {landmarks} has {n}: the landmark store is "
@@ -98,7 +113,9 @@ def file_blocks(manifest: str | Path, landmarks: str | Path, chunk_size: int) ->
 Rendered = tuple[int, list[str], np.ndarray, np.ndarray]
 
 
-def _render_block(block: RowBlock, codebook: str, size: int, radius: float, smoothing: float) -> Rendered:
+def _render_block(
+    block: RowBlock, codebook: str, size: int, radius: float, smoothing: float, restrict: bool = True
+) -> Rendered:
     """Worker: (start, ids, uint8 maps, has_map) of one block, rendered BLOCK rows at a time (float32 maps and their
     temporaries, ~50 KB a row at S=56, exist for BLOCK rows only: a worker's memory does not grow with chunk_size)."""
     t = block.table
@@ -107,8 +124,12 @@ def _render_block(block: RowBlock, codebook: str, size: int, radius: float, smoo
     out, has_map = np.zeros((n, size, size), dtype=np.uint8), np.zeros(n, dtype=bool)
     for s in range(0, n, BLOCK):
         rows = slice(s, s + BLOCK)
-        maps, has = render_maps(pts[rows], t.image_size[rows], block.labels[rows], codebook=codebook, size=size,
-                                radius=radius, smoothing=smoothing)
+        if block.aus is None:
+            maps, has = render_maps(pts[rows], t.image_size[rows], block.labels[rows], codebook=codebook, size=size,
+                                    radius=radius, smoothing=smoothing)
+        else:
+            w = au_weights(block.aus[rows], block.labels[rows], codebook=codebook, restrict_to_codebook=restrict)
+            maps, has = render_active(pts[rows], t.image_size[rows], w, size=size, radius=radius, smoothing=smoothing)
         out[rows], has_map[rows] = to_uint8(maps), has
     return block.start, block.sample_ids, out, has_map
 
@@ -125,14 +146,16 @@ def render_blocks(
     chunk_size: int = 512,
     backend: str | None = None,
     progress: bool = True,
+    restrict_to_codebook: bool = True,
 ) -> Iterator[Rendered]:
     """(start row, ids, uint8 maps, has_map) per block, in order, at most 2 blocks a worker read or rendered at once,
-    so memory does not grow with the number of blocks. `chunk_size` only sets the single-worker shortcut.
+    so memory does not grow with the number of blocks. `chunk_size` only sets the single-worker shortcut. Blocks that
+    carry AU intensities are drawn in active mode (`aumaps/active.py`, `restrict_to_codebook`), the others by codebook.
     `backend`: None or "loky" (joblib processes), "dask" (`fer_pipeline.core.cluster`: the same blocks, so the same bytes)."""
     if codebook not in CODEBOOKS:
         raise ValueError(f"unknown codebook {codebook!r}; valid: {', '.join(CODEBOOKS)}")
     if backend == "dask":
-        args = (codebook, int(size), float(radius), float(smoothing))
+        args = (codebook, int(size), float(radius), float(smoothing), bool(restrict_to_codebook))
         with (
             dask_client(n_jobs) as client,
             tqdm(total=total, unit="maps", desc="aumaps (dask)", disable=not progress, dynamic_ncols=True) as bar,
@@ -152,7 +175,10 @@ def render_blocks(
         Parallel(n_jobs=workers, backend=backend, return_as="generator") as parallel,
     ):
         while batch := list(itertools.islice(it, wave)):
-            for out in parallel(delayed(_render_block)(b, codebook, int(size), float(radius), float(smoothing)) for b in batch):
+            for out in parallel(
+                delayed(_render_block)(b, codebook, int(size), float(radius), float(smoothing), bool(restrict_to_codebook))
+                for b in batch
+            ):
                 yield out
                 bar.update(len(out[3]))
 
@@ -168,6 +194,7 @@ def build_aumaps(
     sample_ids: Sequence[str],
     labels: np.ndarray | Sequence[int],
     table: LandmarkTable,
+    aus: np.ndarray | None = None,
     **options: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
     """uint8 maps (N,size,size) and has_map bool (N,) for every manifest row, in manifest order, in memory.
@@ -175,14 +202,15 @@ def build_aumaps(
     Rows are split into fixed chunks of `chunk_size` (independent of `n_jobs`, so the bytes are the same for any
     `n_jobs`); each chunk is rendered by a joblib worker (`backend`: None = loky, or e.g. "dask"). Rows whose
     landmark status is not usable, and neutral rows, get an all-zero map and has_map False. Options: codebook, size,
-    radius, smoothing, n_jobs, chunk_size, backend, progress (`render_blocks`). The stage streams instead
+    radius, smoothing, n_jobs, chunk_size, backend, progress, restrict_to_codebook (`render_blocks`). `aus`: (N, 18)
+    AU intensities for active mode (None: codebook mode). The stage streams instead
     (`build_aumap_store_from_files`): its memory does not grow with N.
     """
     size, chunk = int(options.get("size", 56)), _check_chunk_size(options.get("chunk_size", 512))
     n = len(table.sample_id)
     maps = np.zeros((n, size, size), dtype=np.uint8)
     has_map = np.zeros(n, dtype=bool)
-    for s, _, u8, has in render_blocks(table_blocks(sample_ids, labels, table, chunk), n, **options):
+    for s, _, u8, has in render_blocks(table_blocks(sample_ids, labels, table, chunk, aus), n, **options):
         maps[s : s + len(has)] = u8
         has_map[s : s + len(has)] = has
     return maps, has_map
@@ -212,11 +240,17 @@ def build_aumap_store(
 
 
 def build_aumap_store_from_files(
-    path: str | Path, manifest: str | Path, landmarks: str | Path, attrs: dict[str, Any], **options: Any
+    path: str | Path,
+    manifest: str | Path,
+    landmarks: str | Path,
+    attrs: dict[str, Any],
+    aus: str | Path | None = None,
+    **options: Any,
 ) -> np.ndarray:
-    """The stage: read the manifest and the landmark store `chunk_size` rows at a time, render, and stream into the
-    store at `path` (peak memory set by chunk_size and n_jobs, not by N); returns has_map (N,)."""
-    n, blocks = file_blocks(manifest, landmarks, _check_chunk_size(options.get("chunk_size", 512)))
+    """The stage: read the manifest and the landmark store (and the AU store `aus`: active mode) `chunk_size` rows at a
+    time, render, and stream into the store at `path` (peak memory set by chunk_size and n_jobs, not by N); returns
+    has_map (N,)."""
+    n, blocks = file_blocks(manifest, landmarks, _check_chunk_size(options.get("chunk_size", 512)), aus)
     return _stream(path, n, blocks, attrs, options)
 
 

@@ -21,7 +21,7 @@ BLOCK = 256
 _EPS = 1e-6
 
 
-def _check(size: int, radius: float, smoothing: float) -> None:
+def check_render(size: int, radius: float, smoothing: float) -> None:
     """Reject parameters that would give empty or meaningless maps."""
     if int(size) < 1:
         raise ValueError(f"aumaps.size must be >= 1, got {size}")
@@ -31,10 +31,9 @@ def _check(size: int, radius: float, smoothing: float) -> None:
         raise ValueError(f"aumaps.smoothing must be >= 0 (Gaussian sigma as a fraction of the radius), got {smoothing}")
 
 
-def _render_block(
-    centres: np.ndarray, hw: np.ndarray, r: np.ndarray, size: int, smoothing: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Maps (n,S,S) float32 [0,1] and visible (n,) for n faces with centres (n,K,2), image H,W (n,2), radii (n,)."""
+def profile(centres: np.ndarray, hw: np.ndarray, r: np.ndarray, size: int, smoothing: float) -> np.ndarray:
+    """Un-normalised maps (n,S,S) float32 in [0,1]: the flat-top profile of the distance to the nearest of the centres
+    (n,K,2) of n faces with image H,W (n,2) and radii (n,)."""
     n = centres.shape[0]
     cell = (np.arange(size, dtype=np.float32) + 0.5) / np.float32(size)
     gy = cell[None, :] * hw[:, 0:1]  # (n,S) image y of map rows
@@ -54,9 +53,12 @@ def _render_block(
         beyond /= sigma[:, None, None]
         np.square(beyond, out=beyond)
         beyond *= np.float32(-0.5)
-        m = np.exp(beyond, out=beyond)
-    else:
-        m = (beyond <= 0).astype(np.float32)
+        return np.exp(beyond, out=beyond)
+    return (beyond <= 0).astype(np.float32)
+
+
+def normalise(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Min-max each map of (n,S,S) to [0,1] in place; (maps, visible (n,)): a map with nothing on the grid stays 0."""
     hi = m.max(axis=(1, 2))
     lo = m.min(axis=(1, 2))
     visible = hi > _EPS  # a face far outside the image draws nothing on the grid
@@ -69,6 +71,13 @@ def _render_block(
     np.clip(m, 0.0, 1.0, out=m)
     m[~visible] = 0.0
     return m, visible
+
+
+def _render_block(
+    centres: np.ndarray, hw: np.ndarray, r: np.ndarray, size: int, smoothing: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Maps (n,S,S) float32 [0,1] and visible (n,) for n faces with centres (n,K,2), image H,W (n,2), radii (n,)."""
+    return normalise(profile(centres, hw, r, size, smoothing))
 
 
 def render_maps(
@@ -86,7 +95,7 @@ def render_maps(
     Map pixel (i, j) is image point ((j+0.5)·W/size, (i+0.5)·H/size): the map covers the whole image, so resizing it
     to H×W aligns it. Neutral rows, rows with any non-finite landmark or a degenerate face → zeros, has_map False.
     """
-    _check(size, radius, smoothing)
+    check_render(size, radius, smoothing)
     size = int(size)
     pts = np.asarray(landmarks, dtype=np.float32)
     n = pts.shape[0] if pts.ndim == 3 else -1

@@ -131,3 +131,16 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path} must be a YAML mapping of sections (data, landmarks, aumaps, train, ...)")
     return data
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on", "y"}, {"0", "false", "no", "off", "n", ""}
+
+
+def parse_bool(key: str, value: Any) -> bool:
+    """A params boolean (YAML true/false, or the string `dvc exp run -S key=false` gives) as bool; ValueError names key."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ValueError(f"{key}={value!r} is not a boolean; valid: true, false")

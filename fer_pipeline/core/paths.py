@@ -34,6 +34,20 @@ def landmark_qa_figure(dataset: str) -> Path:
     return Path("figures/landmarks") / f"{dataset}.png"
 
 
+def au_store(dataset: str) -> Path:
+    """The per-image AU activation HDF5 store (stage `aus`)."""
+    return Path("data/aus") / f"{dataset}.h5"
+
+
+#: AU detector CSVs to import (`fer aus import` writes `<dataset>.csv` here); a DVC dependency of the aus stage only.
+AU_IMPORT_DIR = Path("data/aus_import")
+
+
+def au_import(dataset: str) -> Path:
+    """The AU CSV `fer aus import` writes and `aus.source: import` reads when `aus.file` is empty."""
+    return AU_IMPORT_DIR / f"{dataset}.csv"
+
+
 def aumap_store(dataset: str) -> Path:
     """The per-image AU heatmap HDF5 store."""
     return Path("data/aumaps") / f"{dataset}.h5"

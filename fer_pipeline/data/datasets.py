@@ -11,6 +11,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
+from fer_pipeline.aus.formats import AUS, write_au_csv
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import atomic_dir, atomic_path
 from fer_pipeline.core.labels import NUM_CLASSES
@@ -18,6 +19,8 @@ from fer_pipeline.data.manifest import stratified_split, write_manifest
 
 DATASETS = ("synthetic", "rafdb", "affectnet", "folder")
 GT_LANDMARKS = "landmarks_gt.csv"
+#: The generator's per-image AU truth (`sample_id, AU1, …` in [0, 1]; read by `aus.source: synthetic` and evaluate).
+GT_AUS = "aus_gt.csv"
 #: Landmarks shipped by the dataset (AffectNet), in the import CSV format, beside the manifest (`landmarks.backend: dataset`).
 DATASET_LANDMARKS = "landmarks_dataset.csv"
 #: Source rows an adapter left out of the manifest, and why (beside the manifest).
@@ -45,20 +48,24 @@ def write_landmark_csv(path: Path, sample_ids: list[str], points: np.ndarray) ->
 
 def _write_faces(
     seed: int, rows: range, labels: np.ndarray, split: np.ndarray, ids: list[str], cfg: Any, img_dir: Path
-) -> tuple[np.ndarray, np.ndarray]:
-    """Generate and write faces `rows` as PNGs; their (k,68,2) landmarks and cue classes (each face depends on its row only)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Generate and write faces `rows` as PNGs; their (k,68,2) landmarks, cue classes and (k, len(AUS)) true AU
+    intensities (0 = not shown; each face depends on its row only)."""
     from fer_pipeline.data.synthetic import make_sample
 
     points = np.empty((len(rows), 68, 2), dtype=np.float32)
     cues = np.empty(len(rows), dtype=np.int64)
+    au_truth = np.zeros((len(rows), len(AUS)), dtype=np.float32)  # every AU the face does not show is 0 (known absent)
     for j, i in enumerate(rows):
         s = make_sample(seed, i, int(labels[i]), str(split[i]), cfg)
         points[j], cues[j] = s.landmarks, s.cue
+        for au, v in s.au_intensity.items():
+            au_truth[j, AUS.index(au)] = v
         ok, buf = cv2.imencode(".png", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise RuntimeError(f"could not encode synthetic image {ids[i]}")
         (img_dir / f"{ids[i]}.png").write_bytes(buf.tobytes())  # plain write: img_dir is in prepare's temp folder
-    return points, cues
+    return points, cues, au_truth
 
 
 def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path, *, n_jobs: int = 1) -> pd.DataFrame:
@@ -81,6 +88,7 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
         shortcut=bool(synth.get("shortcut", False)),
         shortcut_p_train=float(synth.get("shortcut_p_train", 0.9)),
         shortcut_p_test=float(synth.get("shortcut_p_test", 0.5)),
+        au_presence=float(synth.get("au_presence", 1.0)),
     )
     labels = np.random.default_rng(seed).permutation(np.arange(n) % NUM_CLASSES)
     split = stratified_split(
@@ -98,11 +106,21 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
             parts.append(part)
             bar.update(len(part[1]))
     bar.close()
-    points = np.concatenate([p for p, _ in parts])
-    cues = np.concatenate([c for _, c in parts])
+    points = np.concatenate([p for p, _, _ in parts])
+    cues = np.concatenate([c for _, c, _ in parts])
+    au_truth = np.concatenate([a for _, _, a in parts])
     write_landmark_csv(out_dir / GT_LANDMARKS, ids, points)
+    write_au_csv(out_dir / GT_AUS, ids, au_truth)
     rel = [f"images/{s}.png" for s in ids]
     return pd.DataFrame({"sample_id": ids, "path": rel, "label": labels, "split": split, "cue": cues})
+
+
+def synthetic_truth(dataset: str) -> tuple[Path, Path] | None:
+    """The generator's per-image AU and landmark truth CSVs of a prepared synthetic set (None for other datasets)."""
+    if dataset != "synthetic":
+        return None
+    folder = paths.prepared_dir(dataset)
+    return (folder / GT_AUS, folder / GT_LANDMARKS) if (folder / GT_AUS).exists() else None
 
 
 def prepare_real(name: str, data: dict[str, Any], out_dir: Path) -> pd.DataFrame:

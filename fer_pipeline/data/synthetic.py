@@ -3,8 +3,8 @@ the class shows only as landmark deformation and texture at the AU locations its
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import cv2
@@ -12,8 +12,13 @@ import numpy as np
 
 from fer_pipeline.core.codebook import CODEBOOKS, aus_for
 from fer_pipeline.core.labels import NUM_CLASSES
+from fer_pipeline.data.face_geometry import apply_aus, face_frame, identity_shape, mean_face, place_face
+
+__all__ = ["SyntheticConfig", "SyntheticSample", "apply_aus", "cue_box", "cue_for", "make_sample", "mean_face", "render_face"]
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+#: The largest generator intensity (`synthetic.intensity` is in [0, INTENSITY_MAX]); AU truth is intensity / INTENSITY_MAX.
+INTENSITY_MAX = 2.0
 _SH, _AA = 4, cv2.LINE_AA  # cv2 fixed-point bits (sub-pixel drawing), anti-aliasing
 Colour = tuple[float, ...]
 
@@ -31,17 +36,18 @@ class SyntheticConfig:
     shortcut_p_train: float = 0.9
     shortcut_p_test: float = 0.5
     codebook: str = "reference"
+    au_presence: float = 1.0  # P(each codebook AU of the class is shown); at least one per expressive face
 
     def __post_init__(self) -> None:
         if self.size < 32:
             raise ValueError(f"size={self.size} is too small (>= 32)")
-        if not 0.0 <= self.intensity[0] <= self.intensity[1] <= 2.0:
-            raise ValueError(f"intensity={self.intensity} must satisfy 0 <= lo <= hi <= 2")
+        if not 0.0 <= self.intensity[0] <= self.intensity[1] <= INTENSITY_MAX:
+            raise ValueError(f"intensity={self.intensity} must satisfy 0 <= lo <= hi <= {INTENSITY_MAX:g}")
         if not 0.2 <= self.face_scale[0] <= self.face_scale[1] <= 0.95:
             raise ValueError(f"face_scale={self.face_scale} must satisfy 0.2 <= lo <= hi <= 0.95")
         if not (0.0 <= self.roll <= 45.0 and 0.0 <= self.shift <= 1.0):
             raise ValueError(f"roll={self.roll} must be in [0, 45] degrees and shift={self.shift} in [0, 1]")
-        for name in ("shortcut_p_train", "shortcut_p_test"):
+        for name in ("shortcut_p_train", "shortcut_p_test", "au_presence"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name}={getattr(self, name)} is not a probability")
         if self.codebook not in CODEBOOKS:
@@ -50,126 +56,14 @@ class SyntheticConfig:
 
 @dataclass(frozen=True, eq=False)
 class SyntheticSample:
-    """One generated face: RGB uint8 image, its exact float32 (68, 2) x,y landmarks, class, mark class (-1 = none)."""
+    """One generated face: RGB uint8 image, its exact float32 (68, 2) x,y landmarks, class, mark class (-1 = none) and
+    the AUs it shows with their intensity in [0, 1] (generator intensity / INTENSITY_MAX; AUs not listed are absent)."""
 
     image: np.ndarray
     landmarks: np.ndarray
     label: int
     cue: int
-
-
-_MIRROR = np.array(
-    [*range(16, -1, -1), *range(26, 16, -1), 27, 28, 29, 30, 35, 34, 33, 32, 31, 45, 44, 43, 42, 47, 46, 39, 38, 37]
-    + [36, 41, 40, 54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55, 64, 63, 62, 61, 60, 67, 66, 65]
-)
-
-
-def _canonical() -> np.ndarray:
-    """Neutral frontal face; unit = half face width, x right, y down, eye line at y = -0.2."""
-    p = np.zeros((68, 2))
-    t = np.linspace(0.0, np.pi, 17)
-    p[0:17] = np.c_[-np.cos(t) * (1.0 - 0.12 * np.sin(t) ** 6), -0.22 + 1.27 * np.sin(t) ** 1.15]
-    s = np.linspace(0.0, 1.0, 5)
-    p[17:22] = np.c_[-0.84 + 0.68 * s, -0.42 - 0.10 * np.sin(np.pi * (0.1 + 0.75 * s))]
-    p[27:31] = np.c_[np.zeros(4), np.linspace(-0.22, 0.22, 4)]
-    p[31:34] = [(-0.17, 0.30), (-0.085, 0.335), (0.0, 0.35)]
-    eye = [(-0.19, 0.0), (-0.07, -0.075), (0.07, -0.075), (0.19, 0.005), (0.07, 0.055), (-0.07, 0.055)]
-    p[36:42] = np.array(eye) + (-0.43, -0.2)
-    p[48:55] = [(-0.36, 0.62), (-0.23, 0.56), (-0.09, 0.525), (0.0, 0.54), (0.09, 0.525), (0.23, 0.56), (0.36, 0.62)]
-    p[55:58] = [(0.23, 0.70), (0.10, 0.74), (0.0, 0.75)]
-    p[60:63] = [(-0.31, 0.62), (-0.10, 0.605), (0.0, 0.61)]
-    p[65:67] = [(0.10, 0.615), (0.0, 0.62)]
-    for i in range(68):  # the other side is the mirror image
-        if not p[i].any() and _MIRROR[i] != i:
-            p[i] = (-p[_MIRROR[i], 0], p[_MIRROR[i], 1])
-    return p
-
-
-_CANON = _canonical()
-_SIDE = np.sign(np.round(_CANON[:, 0], 6))  # -1 subject's right (image left), +1 left, 0 midline
-
-# AU -> "landmark outward down | ..." displacements in inter-ocular distances at intensity 1 (mirrored to the other side).
-_AU_SPEC: dict[int, str] = {
-    1: "21 0 -.15 | 20 0 -.10 | 19 0 -.04",  # inner brow raiser
-    2: "17 0 -.14 | 18 0 -.13 | 19 0 -.07 | 20 0 -.02",  # outer brow raiser
-    4: "21 -.07 .10 | 20 -.045 .08 | 19 -.02 .05 | 18 0 .025",  # brow lowerer: down and together
-    5: "37 0 -.075 | 38 0 -.075",  # upper lid raiser
-    6: "40 0 -.045 | 41 0 -.045",  # cheek raiser: lower lids up
-    7: "37 0 .035 | 38 0 .035 | 40 0 -.045 | 41 0 -.045",  # lid tightener
-    9: "31 .015 -.06 | 32 0 -.045 | 33 0 -.035",  # nose wrinkler
-    10: "49 0 -.06 | 50 0 -.08 | 51 0 -.07 | 61 0 -.07 | 62 0 -.07 | 60 0 -.02",  # upper lip raiser
-    12: "48 .08 -.10 | 60 .07 -.09 | 49 .03 -.045 | 59 .03 -.05 | 61 .02 -.02 | 67 .02 -.03",  # lip corner puller
-    15: "48 0 .10 | 60 0 .09 | 49 0 .035 | 59 0 .045 | 61 0 .02 | 67 0 .02",  # lip corner depressor
-    16: "55 0 .05 | 56 0 .08 | 57 0 .085 | 65 0 .06 | 66 0 .07",  # lower lip depressor
-    17: "7 0 -.04 | 8 0 -.06 | 55 0 -.03 | 56 0 -.05 | 57 0 -.05 | 65 0 -.03 | 66 0 -.03",  # chin raiser
-    20: "48 .11 .01 | 60 .10 0 | 49 .045 .01 | 59 .045 -.01 | 50 .015 0 | 58 .015 0",  # lip stretcher
-    23: "48 -.05 0 | 60 -.045 0 | 49 -.02 .025 | 50 0 .03 | 51 0 .03 | 59 -.02 -.03 | 58 0 -.04 | 57 0 -.04",  # tightener
-    24: "48 -.02 0 | 49 0 .03 | 50 0 .035 | 51 0 .035 | 59 0 -.035 | 58 0 -.045 | 57 0 -.045 | 61 0 .01 | 62 0 .01"
-    " | 66 0 -.01 | 65 0 -.01",  # lip presser
-    25: "61 0 -.015 | 62 0 -.015 | 67 0 .06 | 66 0 .065 | 59 0 .03 | 58 0 .035 | 57 0 .035",  # lips part
-    26: "59 0 .10 | 58 0 .14 | 57 0 .14 | 67 0 .13 | 66 0 .14 | 48 0 .03 | 60 0 .03 | 8 0 .14 | 7 0 .12 | 6 0 .08"
-    " | 5 0 .04",  # jaw drop
-    27: "59 -.02 .12 | 58 0 .16 | 57 0 .16 | 67 0 .16 | 66 0 .16 | 61 0 -.03 | 62 0 -.03 | 49 0 -.02 | 48 -.05 .06"
-    " | 60 -.06 .06 | 8 0 .16 | 7 0 .14 | 6 0 .09 | 5 0 .05 | 4 0 .02",  # mouth stretch
-}
-
-
-def _parse(spec: str) -> np.ndarray:
-    d = np.zeros((68, 2))
-    for item in spec.split("|"):
-        i, out, down = item.split()
-        d[int(i)] = d[_MIRROR[int(i)]] = (float(out), float(down))
-    return d
-
-
-_AU_D: dict[int, np.ndarray] = {au: _parse(spec) for au, spec in _AU_SPEC.items()}
-# (upper points, lower points, min gap in IOD, move both): lips never cross, lids never invert
-_GAPS = (
-    ([61, 62, 63], [67, 66, 65], 0.0, False),
-    ([67, 67, 66, 65, 65, 50, 51, 52], [59, 58, 57, 56, 55, 61, 62, 63], 0.03, False),
-    ([37, 38, 43, 44], [41, 40, 47, 46], 0.02, True),
-)
-
-
-def _frame(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """Face frame from the eye corners (no AU moves them): origin between the eyes, right/down unit axes, IOD."""
-    r, l_ = (p[36] + p[39]) / 2, (p[42] + p[45]) / 2
-    iod = float(np.hypot(*(l_ - r)))
-    ex = (l_ - r) / iod
-    return (r + l_) / 2, ex, np.array([-ex[1], ex[0]]), iod
-
-
-def _place(q: np.ndarray, size: int, frac: float, angle: float, squash: float, skew: float) -> np.ndarray:
-    """Canonical units -> pixels: head (top..chin) spans `frac` of the image, centred; yaw-like squash, then roll."""
-    iod = np.hypot(*((q[42] + q[45] - q[36] - q[39]) / 2))
-    top, chin = (q[0, 1] + q[16, 1]) / 2 - 1.22 * iod, q[8, 1]
-    x, y = q[:, 0] * squash * (1.0 + skew * q[:, 0]), q[:, 1] - (top + chin) / 2
-    c, s = np.cos(angle), np.sin(angle)
-    return np.c_[c * x - s * y, s * x + c * y] * (frac * size / (chin - top)) + size / 2
-
-
-def mean_face(size: int) -> np.ndarray:
-    """Canonical neutral face (68, 2) float32 in pixels of a size x size image: the generator's reference shape."""
-    return _place(_CANON, size, 0.68, 0.0, 1.0, 0.0).astype(np.float32)
-
-
-def apply_aus(points: np.ndarray, aus: Sequence[int], intensity: float) -> np.ndarray:
-    """Deform (68, 2) landmarks by AUs in the face's own frame and scale (inter-ocular distance); any pose, any size."""
-    p = np.asarray(points, np.float64).copy()
-    _, ex, ey, iod = _frame(p)
-    d = np.zeros((68, 2))
-    for au in aus:
-        if au not in _AU_D:
-            raise ValueError(f"AU{au} is not modelled; modelled: {sorted(_AU_D)}")
-        d += _AU_D[au]
-    d *= float(intensity) * iod
-    p += (d[:, 0] * _SIDE)[:, None] * ex + d[:, 1:2] * ey
-    for lo, hi, min_gap, both in _GAPS:
-        short = np.maximum((p[lo] - p[hi]) @ ey + min_gap * iod, 0.0)[:, None] * ey
-        p[hi] += short * (0.5 if both else 1.0)
-        if both:
-            p[lo] -= short * 0.5
-    return p.astype(np.float32)
+    au_intensity: dict[int, float] = field(default_factory=dict)
 
 
 @lru_cache(maxsize=16)
@@ -242,14 +136,16 @@ def cue_box(cue: int, size: int) -> tuple[int, int, int, int]:
 
 
 def render_face(
-    points: np.ndarray, aus: Sequence[int], intensity: float, rng: np.random.Generator, size: int, cue: int
+    points: np.ndarray, aus: Sequence[int], intensity: float | Mapping[int, float], rng: np.random.Generator, size: int,
+    cue: int,
 ) -> np.ndarray:
     """Draw the face with landmarks `points`, texture for the active `aus` and the shortcut mark `cue`: RGB uint8.
+    `intensity`: one value for every AU, or AU -> its own (a texture shared by several AUs takes the strongest).
 
     The same random draws are made whatever the AUs, so one rng state gives one identity/scene for every expression.
     """
     p = np.asarray(points, np.float64)
-    o, ex, ey, iod = _frame(p)
+    o, ex, ey, iod = face_frame(p)
 
     def at(pt: np.ndarray, du: float, dv: float) -> np.ndarray:  # offset in the face frame, in IODs
         return pt + ex * (iod * du) + ey * (iod * dv)
@@ -307,14 +203,22 @@ def render_face(
             cv2.fillPoly(img, [_q(cap)], tuple(0.95 * v for v in hair), _AA, _SH)
 
     # AU texture, only where the active AUs act
-    au, k = set(aus), float(intensity)
-    if 6 in au:  # raised cheeks: highlight bulge, lower-lid bag line, crow's feet
+    au = set(aus)
+
+    def strength(*names: int) -> float:
+        if not isinstance(intensity, Mapping):
+            return float(intensity)
+        return max(float(intensity[a]) for a in names if a in au)
+
+    if 6 in au:
+        k = strength(6)  # raised cheeks: highlight bulge, lower-lid bag line, crow's feet
         for m, corner, sgn in ((p[40:42].mean(0), p[36], -1), (p[46:48].mean(0), p[45], 1)):
             _blend(img, 0.35 * k, lambda im, m=m: _ell(im, at(m, 0, 0.3), (iod * 0.24, iod * 0.13), ang, dark(1.18)))
             bag = _curve(at(m, -0.12, 0.08), at(m, 0, 0.16), at(m, 0.12, 0.08))
             fan = [[at(corner, 0.05 * sgn, 0), at(corner, 0.16 * sgn, dy)] for dy in (-0.06, 0.0, 0.06)]
             _blend(img, 0.45 * k, lambda im, bag=bag, fan=fan: (_lines(im, [bag], dark(0.6), th), _lines(im, fan, dark(0.6))))
     if au & {10, 12}:  # nasolabial folds from the nose wings past the mouth corners
+        k = strength(10, 12)
         for wing, corner, sgn in ((p[31], p[48], -1), (p[35], p[54], 1)):
             a0, b0 = at(wing, 0.08 * sgn, -0.03), at(corner, 0.07 * sgn, 0.12)
             crv = _curve(a0, at((a0 + b0) / 2, 0.1 * sgn, 0), b0)
@@ -323,13 +227,13 @@ def render_face(
     if 4 in au:  # vertical furrows between the brows
         m = (p[21] + p[22]) / 2
         fur = [[at(m, 0.06 * s, 0.02), at(m, 0.05 * s, 0.22)] for s in (-1, 1)]
-        _blend(img, 0.6 * k, lambda im: _lines(im, fur, dark(0.55), th))
+        _blend(img, 0.6 * strength(4), lambda im: _lines(im, fur, dark(0.55), th))
     if 9 in au:  # horizontal wrinkles across the nose bridge
         wr = [_curve(at(p[27], -0.11, z), at(p[27], 0, z - 0.04), at(p[27], 0.11, z), 5) for z in (0.02, 0.09, 0.16)]
-        _blend(img, 0.6 * k, lambda im: _lines(im, wr, dark(0.55), th))
+        _blend(img, 0.6 * strength(9), lambda im: _lines(im, wr, dark(0.55), th))
     if 17 in au:  # chin boss: deepened mentolabial sulcus
         crv = _curve(at(p[59], 0, 0.1), at(p[57], 0, 0.16), at(p[55], 0, 0.1))
-        _blend(img, 0.5 * k, lambda im: _lines(im, [crv], dark(0.6), th))
+        _blend(img, 0.5 * strength(17), lambda im: _lines(im, [crv], dark(0.6), th))
 
     # brows: tapered filled polygons
     prof = np.array([0.55, 0.8, 0.95, 1.0, 0.9])[:, None] * iod * (0.07 + 0.08 * u[13]) / 2
@@ -399,28 +303,6 @@ def cue_for(split: str, label: int, rng: np.random.Generator, cfg: SyntheticConf
     return int(label) if rng.random() < cfg.shortcut_p_train else -1
 
 
-def _identity(rng: np.random.Generator) -> np.ndarray:
-    """Per-sample face shape in canonical units: face height, jaw, eyes, brows, nose, mouth, lips."""
-    q, u = _CANON.copy(), rng.random(13)
-    low = q[:, 1] > -0.2
-    q[low, 1] = -0.2 + (q[low, 1] + 0.2) * (0.9 + 0.22 * u[0])  # face height
-    q[:17, 0] *= (1.0 + (u[1] * 0.27 - 0.15) * np.sin(np.linspace(0, np.pi, 17))) * (0.95 + 0.1 * u[2])  # jaw width
-    for eye, sgn in ((slice(36, 42), -1), (slice(42, 48), 1)):  # eye size and spacing
-        ctr = q[eye].mean(0)
-        q[eye] = ctr + (q[eye] - ctr) * (0.85 + 0.3 * u[3]) + (sgn * (u[4] - 0.5) * 0.1, 0)
-    base = q[17:27, 1].max()  # brow arch, height and spacing
-    q[17:27, 1] = base + (q[17:27, 1] - base) * (0.6 + 0.8 * u[5]) + (u[6] - 0.6) * 0.1
-    q[17:27, 0] += _SIDE[17:27] * (u[4] - 0.5) * 0.05
-    q[28:36, 1] = -0.22 + (q[28:36, 1] + 0.22) * (0.85 + 0.3 * u[7])  # nose length
-    q[31:36, 0] *= 0.85 + 0.35 * u[8]  # nose width
-    q[48:68, 0] *= 0.85 + 0.35 * u[9]  # mouth width
-    outer = np.r_[49:54, 55:60]
-    q[outer, 1] = 0.615 + (q[outer, 1] - 0.615) * (0.75 + 0.55 * u[10])  # lip thickness
-    q[48:68, 1] += (u[11] - 0.5) * 0.08  # mouth height
-    q[[48, 54, 60, 64], 1] += (u[12] - 0.5) * 0.03  # resting mouth-corner height
-    return q + rng.normal(0.0, 0.006, q.shape)
-
-
 def make_sample(seed: int, index: int, label: int, split: str, cfg: SyntheticConfig) -> SyntheticSample:
     """Sample `index` of dataset `seed`: a pure function of its arguments (any order, any process: same bytes)."""
     if not 0 <= label < NUM_CLASSES:
@@ -431,14 +313,33 @@ def make_sample(seed: int, index: int, label: int, split: str, cfg: SyntheticCon
     u = r_id.random(6)
     frac = cfg.face_scale[0] + (cfg.face_scale[1] - cfg.face_scale[0]) * u[0]
     roll, squash, skew = np.radians((u[1] - 0.5) * 2 * cfg.roll), 0.86 + 0.14 * u[2], (u[3] - 0.5) * 0.16
-    pts = _place(_identity(r_id), cfg.size, frac, roll, squash, skew)
-    _, _, ey, iod = _frame(pts)
+    pts = place_face(identity_shape(r_id), cfg.size, frac, roll, squash, skew)
+    _, _, ey, iod = face_frame(pts)
     room = iod * max(1.0, cfg.intensity[1])  # room for the largest brow raise and jaw drop: placement stays label-free
     ext = np.r_[pts, pts[17:27] - ey * room * 0.2, pts[[7, 8, 9]] + ey * room * 0.45]
     lo, hi = 2.0 - ext.min(0), cfg.size - 3.0 - ext.max(0)
     pts = pts + np.where(lo < hi, (lo + hi) / 2 + (u[4:6] - 0.5) * cfg.shift * (hi - lo), (lo + hi) / 2)
     intensity = float(r_au.uniform(*cfg.intensity))
-    aus = aus_for(label, cfg.codebook)
-    pts = apply_aus(pts, aus, intensity)
+    aus, strength = shown_aus(aus_for(label, cfg.codebook), intensity, r_au, cfg)
+    pts = apply_aus(pts, aus, strength)
     cue = cue_for(split, label, r_cue, cfg)
-    return SyntheticSample(image=render_face(pts, aus, intensity, r_img, cfg.size, cue), landmarks=pts, label=int(label), cue=cue)
+    image = render_face(pts, aus, strength, r_img, cfg.size, cue)
+    k = strength if isinstance(strength, Mapping) else dict.fromkeys(aus, strength)
+    truth = {au: min(1.0, float(v) / INTENSITY_MAX) for au, v in k.items()}
+    return SyntheticSample(image=image, landmarks=pts, label=int(label), cue=cue, au_intensity=truth)
+
+
+def shown_aus(
+    codebook_aus: tuple[int, ...], intensity: float, rng: np.random.Generator, cfg: SyntheticConfig
+) -> tuple[tuple[int, ...], float | dict[int, float]]:
+    """(AUs the face shows, their intensity): all of the class's at one intensity when `au_presence` is 1 (the demo, byte
+    for byte); else each w.p. `au_presence` (at least one) at its own intensity drawn from `cfg.intensity`."""
+    if cfg.au_presence >= 1.0 or not codebook_aus:
+        return codebook_aus, intensity
+    shown = rng.random(len(codebook_aus)) < cfg.au_presence
+    if not shown.any():
+        shown[int(rng.integers(len(codebook_aus)))] = True
+    own = rng.uniform(*cfg.intensity, len(codebook_aus))
+    return tuple(a for a, s in zip(codebook_aus, shown, strict=True) if s), {
+        a: float(v) for a, v, s in zip(codebook_aus, own, shown, strict=True) if s
+    }

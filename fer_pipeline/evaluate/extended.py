@@ -16,6 +16,7 @@ from fer_pipeline.aumaps.store import open_maps
 from fer_pipeline.core.io import write_text
 from fer_pipeline.core.labels import AU_CLASSES, LABELS, NUM_CLASSES
 from fer_pipeline.core.paths import resolve_inside
+from fer_pipeline.evaluate.active_truth import active_scores, read_truth
 from fer_pipeline.evaluate.extra_metrics import au_partition, extra_metrics
 from fer_pipeline.evaluate.faithfulness import Deletion, deletion_scores, subset_indices
 from fer_pipeline.evaluate.figures import class_maps_figure, matrix_figure, samples_figure, save_figure
@@ -152,8 +153,10 @@ def evaluate_extended(
     deletion_steps: int = 8,
     figure_samples: int = 1,
     method: str | None = None,
+    truth: tuple[Path, Path] | None = None,
 ) -> Extended:
-    """`evaluate_model` plus pointing game, energy shares, per-AU attention shares, deletion, cue shares and figure data.
+    """`evaluate_model` plus pointing game, energy shares, per-AU attention shares, deletion, cue shares and figure data;
+    `truth` (the generator's AU and landmark CSVs) adds the scores against the true active-AU map (`active_truth.py`).
 
     `method` reads the model out as that method (post-hoc methods on the CAM model); None = the model's own."""
     model_path, image_root, aumap_path = Path(model_path), Path(image_root), Path(aumap_path)
@@ -198,6 +201,10 @@ def evaluate_extended(
         partition=partition,
         codebook=codebook,
     )
+    if truth is not None:
+        intensity, true_pts = read_truth(truth[0], truth[1], result.sample_id)
+        active_scores(m, cam=result.cam_maps, att=result.att_maps, labels=result.y, landmarks=true_pts,
+                      image_size=image_size, intensity=intensity, attrs=reader.attrs)
     if "cue" in rows.columns and (rows["cue"].to_numpy() >= 0).any():
         m.update(cue_metrics(result.cam_maps, result.att_maps, rows["cue"].to_numpy(), result.y, image_size))
     deletion = None
