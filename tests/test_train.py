@@ -299,3 +299,17 @@ def test_baseline_depends_on_no_alignment_param(synth: tuple[Path, pd.DataFrame]
         params = yaml.safe_load((tmp_path / f"live{i}" / "params.yaml").read_text())
         assert params["layers"] == "" and params["align_loss"] is None and params["lambda"] == 0
     assert outs[0] == outs[1]
+
+
+def test_resume_fingerprint_covers_the_au_map_store(tmp_path: Path) -> None:
+    """A guided run on other AU maps (e.g. after `aumaps.mode: active`) must not resume this run's checkpoint."""
+    from fer_pipeline.core.io import file_sha256
+    from fer_pipeline.train.checkpoint import fingerprint
+
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    a.write_bytes(b"codebook maps")
+    b.write_bytes(b"active maps")
+    cfg, ids = {"lambda": 4.0, "seed": 0, "num_workers": 2}, ["s1", "s2"]
+    assert fingerprint(cfg, ids, file_sha256(a)) != fingerprint(cfg, ids, file_sha256(b))
+    assert fingerprint(cfg, ids, file_sha256(a)) == fingerprint({**cfg, "num_workers": 0}, ids, file_sha256(a))  # runtime knob
+    assert fingerprint(cfg, ids) != fingerprint(cfg, ids, file_sha256(a))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import json
 import math
 import os
@@ -144,3 +145,12 @@ def parse_bool(key: str, value: Any) -> bool:
     if text in _TRUE | _FALSE:
         return text in _TRUE
     raise ValueError(f"{key}={value!r} is not a boolean; valid: true, false")
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks (model files, stores: recorded so that a different input is seen)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from fer_pipeline.core import io
 from fer_pipeline.landmarks.store import N_POINTS, Status
 
 #: Primary detectors (`landmarks.detector`); `none` uses the dataset's box, else the whole image (aligned crops).
@@ -50,12 +50,8 @@ def model_path() -> Path:
 
 @lru_cache(maxsize=4)
 def file_sha256(path: Path) -> str:
-    """sha256 of a model file (recorded in the store, so a different model gives a different store)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of a model file (recorded in the store, so a different model gives a different store); cached."""
+    return io.file_sha256(path)
 
 
 def best_box(candidates: list[tuple[float, Box]]) -> Box | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ import pandas as pd
 from fer_pipeline import __version__
 from fer_pipeline.core import paths
 from fer_pipeline.core.cluster import dask_client
+from fer_pipeline.core.io import file_sha256
 from fer_pipeline.data.probe import ImageCheck, probe_images
 from fer_pipeline.landmarks import dlib68
 from fer_pipeline.landmarks.importer import PointsSource, align_with_reasons
@@ -101,7 +101,7 @@ def imported_table(
 
 def sha256_of(path: Path) -> str:
     """sha256 of an input file (recorded in the store attributes)."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 class SyntheticBackend:

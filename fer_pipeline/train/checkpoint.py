@@ -18,11 +18,14 @@ from fer_pipeline.core.io import atomic_path, load_error_reason
 _RUNTIME_ONLY = ("resume", "device", "num_workers", "compile", "threads", "cache_images")
 
 
-def fingerprint(config: dict[str, Any], sample_ids: list[str]) -> str:
-    """Hash of what determines the weights (config minus runtime knobs, the training ids): resume only on a match."""
+def fingerprint(config: dict[str, Any], sample_ids: list[str], maps_sha256: str = "") -> str:
+    """Hash of what determines the weights (config minus runtime knobs, the training ids, the AU-map store's sha256
+    when the run reads one): resume only on a match, so a run on other AU maps never continues this one."""
     kept = {k: v for k, v in config.items() if k not in _RUNTIME_ONLY}
     h = hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode())
     h.update("\n".join(sample_ids).encode())
+    if maps_sha256:
+        h.update(f"\nmaps:{maps_sha256}".encode())
     return h.hexdigest()
 
 

@@ -19,7 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from fer_pipeline.core.io import atomic_dir
+from fer_pipeline.core.io import atomic_dir, file_sha256
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.evaluate.metrics import accuracy
 from fer_pipeline.evaluate.run import au_macro_cos, infer, resolve_device
@@ -293,7 +293,8 @@ def train_model(
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
     run_config = _run_config(cfg, lam, model.init_config["model_kwargs"])
-    fp = fingerprint(run_config, train_rows["sample_id"].astype(str).tolist())
+    maps_sha = file_sha256(maps) if maps is not None and Path(maps).is_file() else ""
+    fp = fingerprint(run_config, train_rows["sample_id"].astype(str).tolist(), maps_sha)
     ckpt_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
     start, best_acc, best_epoch, best_state = 0, -math.inf, 0, None
     history: list[dict[str, float]] = []  # what DVCLive logged per epoch, kept in the checkpoint (plain floats)
