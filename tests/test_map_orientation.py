@@ -2,9 +2,9 @@
 the labelled class is higher on the face's AU region than off it, and hiding that region lowers the class's score.
 
 A map that is min-max scaled from a mostly negative response (the face most negative) or that seeks the background
-fails the first check while its logits still depend on the face (the second check). PRM's max-type aggregations do that
-when trained from scratch with the alignment (README "PRM's class map with AUs"): pinned as strict xfails, so a change
-that makes them face-oriented shows up as XPASS.
+fails the first check while its logits still depend on the face (the second check). PRM's peak stimulation does that
+when trained from scratch with the alignment (README "Table 1 on a CPU"): pinned as a strict xfail, so a change that
+makes it face-oriented shows up as XPASS.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from tests.test_methods import TINY, TRAIN
 
 torch.set_num_threads(2)
 SIZE, STEPS, LAM = 48, 60, 4.0
-PRM_TRAP = "PRM's max-type aggregation from scratch with the alignment: every class map ends most negative on the face"
-#: Every registered method with its published options; PRM with both aggregations (peaks is its default).
-CASES = [pytest.param(m, {}, id=m) for m in list_methods() if m != "prm"] + [
-    pytest.param("prm", {"pooling": p}, id=f"prm-{p}", marks=pytest.mark.xfail(strict=True, reason=PRM_TRAP))
-    for p in ("peaks", "local_max")
+PRM_TRAP = "PRM's peak stimulation from scratch with the alignment: its class maps end most negative on the face"
+#: Every registered method with its published options (PRM: peak stimulation).
+CASES = [
+    pytest.param(m, {}, id=m, marks=[pytest.mark.xfail(strict=True, reason=PRM_TRAP)] if m == "prm" else [])
+    for m in list_methods()
 ]
 
 

@@ -7,11 +7,12 @@
   reproduce implements it (Belharbi et al.'s reference code, `dlib/poolings/core.py` class `PRM`), so Table 1's PRM
   numbers come from this form. Every position passes gradient through its window's maximum.
 Both are max-type aggregations: only a window's maximum receives gradient. Trained from scratch with the AU alignment
-(which makes the face's layer-5 features large in every channel) both fall into the same trap: a class map whose face
-values are pushed below the rest never receives gradient there again, every class's map ends strongly negative on the
-face, the class evidence sits at off-face maxima (whose receptive field covers the face), and the min-max CAM lights the
-background. That is the aggregation's behaviour, not a sign error (README "PRM's class map with AUs";
-`tests/test_map_orientation.py` pins it as a strict xfail).
+(which makes the face's layer-5 features large in every channel), peak stimulation falls into a trap: a class map whose
+face values are pushed below the rest never receives gradient there again, every class's map ends strongly negative on
+the face, the class evidence sits at off-face maxima (whose receptive field covers the face), and the min-max CAM lights
+the background. That is the aggregation's behaviour, not a sign error; `local_max` suffers less but its CAM-COS also
+falls with AUs on the demo, and it learns more slowly (README "Table 1 on a CPU"; `tests/test_map_orientation.py` pins
+the peak-stimulation trap as a strict xfail).
 CAM of class k: its class response map, min-max normalised like every bottom-up map (as the reference code does).
 Peak response maps proper (back-propagating every peak to the image, PRM §3.3, for instance masks) are not produced:
 they need one backward pass per peak and serve instance segmentation, not a per-class map.
