@@ -125,7 +125,7 @@ def test_cpu_table1_preset_lists_all_eleven_with_valid_settings() -> None:
     trained, posthoc = overlay["report"]["methods"], overlay["report"]["posthoc"]
     assert sorted(trained + posthoc) == METHODS and posthoc == ["gradcam", "gradcampp", "layercam"]
     flags = overlay_flags(ROOT / "params-table1-cpu.yaml", ROOT / "params.yaml")
-    assert "+report.posthoc=[\"gradcam\",\"gradcampp\",\"layercam\"]" in flags  # a new key: "+" for dvc exp run -S
+    assert "report.posthoc=[\"gradcam\",\"gradcampp\",\"layercam\"]" in flags  # a key params.yaml has: no "+"
     methods = {m: {**params["methods"][m], **overlay["methods"].get(m, {})} for m in METHODS}
     for method in trained:
         train, options = method_params({**params["train"], **overlay.get("train", {})}, methods, method)
