@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -80,3 +81,15 @@ def fmt(times: dict[str, list[float]], unit: float = 1e3, label: str = "ms") -> 
         f"  {name:<28} median {statistics.median(t) * unit:9.2f} {label}   min {min(t) * unit:9.2f} {label}   (n={len(t)})"
         for name, t in times.items()
     )
+
+
+def training_loader(ds: Any, batch: int, workers: int) -> Any:
+    """The training loader as `train_model` builds it: epoch-keyed sampler, last partial batch dropped, numpy collate,
+    persistent workers (torch is imported here so the preprocessing benchmarks stay torch-free)."""
+    from torch.utils.data import DataLoader
+
+    from fer_pipeline.train.dataset import collate
+    from fer_pipeline.train.distributed import EpochSampler
+
+    return DataLoader(ds, batch_size=batch, sampler=EpochSampler(ds, seed=0), drop_last=True, num_workers=workers,
+                      persistent_workers=workers > 0, collate_fn=collate)

@@ -16,12 +16,11 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from common import fmt, interleaved, machine, paired, summary, synthetic_dataset
+from common import fmt, interleaved, machine, paired, summary, synthetic_dataset, training_loader
 from torch.utils.data import DataLoader
 
 from fer_pipeline.train.augment import Draw, geometry
-from fer_pipeline.train.dataset import FERDataset, collate
-from fer_pipeline.train.distributed import EpochSampler
+from fer_pipeline.train.dataset import FERDataset
 from fer_pipeline.train.loop import set_cpu_threads
 
 
@@ -36,12 +35,6 @@ class NoMaps(FERDataset):
     def planes(self, i: int, d: Draw | None) -> tuple[list[np.ndarray], np.ndarray | None]:
         image = self.image(i) if d is None else geometry(self.image(i), d, self.input_size)
         return list(cv2.split(image)), None
-
-
-def epoch_of(ds: FERDataset, batch: int, workers: int) -> DataLoader:
-    """The training loader as `train_model` builds it (epoch-keyed sampler, last partial batch dropped)."""
-    sampler = EpochSampler(ds, seed=0)
-    return DataLoader(ds, batch_size=batch, sampler=sampler, drop_last=True, num_workers=workers, collate_fn=collate)
 
 
 def main() -> None:
@@ -59,8 +52,8 @@ def main() -> None:
         manifest = synthetic_dataset(root, args.n, args.size)
         kw = {"image_root": root, "aumap_path": root / "aumaps.h5", "input_size": args.size, "train": True}
         loaders = {
-            "with AU maps": epoch_of(FERDataset(manifest, cache_images="true", **kw), args.batch, args.workers),
-            "without AU maps": epoch_of(NoMaps(manifest, cache_images="true", **kw), args.batch, args.workers),
+            "with AU maps": training_loader(FERDataset(manifest, cache_images="true", **kw), args.batch, args.workers),
+            "without AU maps": training_loader(NoMaps(manifest, cache_images="true", **kw), args.batch, args.workers),
         }
         sample = next(iter(loaders["with AU maps"]))
         assert sample[1].shape == (args.batch, args.size, args.size), sample[1].shape

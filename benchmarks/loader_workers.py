@@ -16,18 +16,11 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from common import fmt, interleaved, machine, synthetic_dataset
+from common import fmt, interleaved, machine, synthetic_dataset, training_loader
 from torch.utils.data import DataLoader
 
-from fer_pipeline.train.dataset import FERDataset, collate
-from fer_pipeline.train.distributed import EpochSampler
+from fer_pipeline.train.dataset import FERDataset
 from fer_pipeline.train.loop import set_cpu_threads
-
-
-def loader(ds: FERDataset, batch: int, workers: int) -> DataLoader:
-    """The training loader as `train_model` builds it (epoch-keyed sampler, persistent workers)."""
-    return DataLoader(ds, batch_size=batch, sampler=EpochSampler(ds, seed=0), drop_last=True, num_workers=workers,
-                      persistent_workers=workers > 0, collate_fn=collate)
 
 
 def main() -> None:
@@ -46,8 +39,8 @@ def main() -> None:
         kw = {"image_root": root, "aumap_path": root / "aumaps.h5", "input_size": args.input, "train": True}
         disk = FERDataset(manifest, cache_images="false", **kw)
         ram = FERDataset(manifest, cache_images="true", **kw)
-        loaders = {f"disk, {w} workers": loader(disk, args.batch, w) for w in (0, 2, 4)}
-        loaders["RAM cache, 0 workers"] = loader(ram, args.batch, 0)
+        loaders = {f"disk, {w} workers": training_loader(disk, args.batch, w) for w in (0, 2, 4)}
+        loaders["RAM cache, 0 workers"] = training_loader(ram, args.batch, 0)
 
         def epoch(dl: DataLoader) -> None:
             for _ in dl:
