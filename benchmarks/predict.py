@@ -20,13 +20,14 @@ import numpy as np
 import torch
 
 from benchmarks.common import interleaved, machine, synthetic_dataset
+from fer_pipeline.explain import aumap_settings
 from fer_pipeline.landmarks.dlib68 import Dlib68Config
 from fer_pipeline.models import create_model, load_model
 from fer_pipeline.models.io import save_model
 from fer_pipeline.predict import FrameConfig, predict
 from fer_pipeline.predict.frame import frame_rows
 from fer_pipeline.predict.inputs import read_inputs
-from fer_pipeline.predict.score import AUMAP_DEFAULTS, score_batch
+from fer_pipeline.predict.score import score_batch
 
 
 def photos(folder: Path, n: int, side: tuple[int, int]) -> None:
@@ -67,9 +68,11 @@ def main() -> None:
         framed = frame_rows(read_inputs(crops), FrameConfig(Dlib68Config(detector="none"), input_size=64))
         faces, pts = np.stack([f.face for f in framed]), np.stack([f.points for f in framed])
 
+        settings = aumap_settings(root / "params.yaml")  # no params file there: the renderer's defaults
+
         def infer_only() -> object:
             return [
-                score_batch(model, faces[i : i + 64], pts[i : i + 64], AUMAP_DEFAULTS, torch.device("cpu"))
+                score_batch(model, faces[i : i + 64], pts[i : i + 64], settings, torch.device("cpu"))
                 for i in range(0, len(faces), 64)
             ]
 

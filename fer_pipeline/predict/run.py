@@ -17,8 +17,9 @@ import pandas as pd
 import torch
 
 from fer_pipeline.core.labels import LABELS
+from fer_pipeline.explain import aumap_settings
 from fer_pipeline.predict.frame import BAD_IMAGE, FALLBACK, NO_FACE, OK, FrameConfig, Framed, frame_rows
-from fer_pipeline.predict.score import SCORE_COLUMNS, Scored, aumap_settings, score_batch
+from fer_pipeline.predict.score import SCORE_COLUMNS, Scored, score_batch
 
 #: The prediction CSV's columns: one row per input, in input order, whatever happened to it.
 CSV_COLUMNS = (

@@ -4,7 +4,6 @@ class, scored against that class's AU map rendered from the face's landmarks (as
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,17 +14,6 @@ from fer_pipeline.models.base import FERModel
 
 #: Per-image map scores (predicted class's AU map), the CSV's columns after the probabilities.
 SCORE_COLUMNS = ("cam_cos", "att_cos", "cam_pointing", "att_pointing", "cam_energy", "att_energy")
-AUMAP_DEFAULTS: dict[str, Any] = {"codebook": "reference", "size": 56, "radius": 0.25, "smoothing": 0.5}
-
-
-def aumap_settings(params_path: Path = Path("params.yaml")) -> dict[str, Any]:
-    """The `aumaps` section of params.yaml when run in the project, else the renderer's defaults."""
-    from fer_pipeline.core.io import load_params
-
-    if not params_path.is_file():
-        return dict(AUMAP_DEFAULTS)
-    section = load_params(params_path).get("aumaps") or {}
-    return {k: type(v)(section.get(k, v)) for k, v in AUMAP_DEFAULTS.items()}
 
 
 @dataclass
