@@ -6,7 +6,7 @@ import argparse
 import logging
 
 from fer_pipeline.core import paths
-from fer_pipeline.landmarks.dlib68 import DETECTORS, FALLBACKS, Dlib68Config
+from fer_pipeline.landmarks.dlib68 import DETECT_MAX_SIDE, DETECTORS, FALLBACKS, Dlib68Config
 
 log = logging.getLogger("fer_pipeline.predict")
 DEFAULT_MODEL = paths.model_path("cam-aus")
@@ -43,6 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         choices=FALLBACKS,
         help="tried in order when the detector finds no face (default: haar; add 'whole' to use the whole image)",
     )
+    p.add_argument(
+        "--detect-max-side",
+        type=int,
+        default=DETECT_MAX_SIDE,
+        help=f"detectors search a copy shrunk to this long side, px (0 = full size; default {DETECT_MAX_SIDE}, "
+        "as landmarks.detect_max_side)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--n-jobs", type=int, default=1, help="processes that read, detect and frame images (joblib)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
@@ -56,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1 or args.n_jobs < 1:
         raise ValueError("--batch-size and --n-jobs must be at least 1")
-    cfg = FrameConfig(detector=Dlib68Config(detector=args.detector, fallback=tuple(args.fallback)))
+    cfg = FrameConfig(detector=Dlib68Config(args.detector, tuple(args.fallback), detect_max_side=args.detect_max_side))
     summary = predict(
         args.source,
         args.model,
