@@ -1,5 +1,6 @@
 """`fer predict` throughput: images/s end to end (read, detect, 68 points, frame, infer, write the CSV) on pre-aligned
-crops without and with HOG detection, and on large photos, at 1 and 2 framing jobs; plus inference alone.
+crops without and with HOG detection, and on large photos (HOG on a copy shrunk to `detect_max_side` 800 px, and at
+full size), at 1 and 2 framing jobs; plus inference alone.
 
     PYTHONPATH=. python benchmarks/predict.py [--repeats 3] [--crops 128] [--photos 8]
 
@@ -59,6 +60,7 @@ def main() -> None:
         model_path = root / "model.pt"
         save_model(model_path, create_model("cam", backbone="resnet10t", output_stride=8, input_size=64), {"input_size": 64})
         none, hog = FrameConfig(Dlib68Config(detector="none")), FrameConfig(Dlib68Config(detector="hog"))
+        hog_full = FrameConfig(Dlib68Config(detector="hog", detect_max_side=0))  # detection on the full-size photo
         crops, big = root / "crops" / "manifest.csv", root / "photos"
 
         def run(src: Path, cfg: FrameConfig, jobs: int) -> object:
@@ -82,6 +84,7 @@ def main() -> None:
             "crops 112 px, hog, 2 jobs": lambda: run(crops, hog, 2),
             "photos 2000x1500, hog, 1 job": lambda: run(big, hog, 1),
             "photos 2000x1500, hog, 2 jobs": lambda: run(big, hog, 2),
+            "photos 2000x1500, hog at full size, 1 job": lambda: run(big, hog_full, 1),
             "inference only (64 px, batch 64)": infer_only,
         }
         counts = {name: args.photos if "photos" in name else args.crops for name in variants}
