@@ -15,6 +15,7 @@ AREAS = {
     "landmarks": "fer_pipeline.cli_landmarks",
     "aus": "fer_pipeline.cli_aus",
     "explain": "fer_pipeline.explain",
+    "predict": "fer_pipeline.predict.cli",
 }
 
 

@@ -94,3 +94,25 @@ def test_n_jobs_1_and_2_write_identical_bytes(tmp_path: Path) -> None:
     assert list(table.status[-3:]) == [Status.OK, Status.UNREADABLE, Status.UNREADABLE]
     assert (table.image_size[-2:] == 0).all() and tuple(table.image_size[-3]) == (512, 512)
     assert table.attrs["model_sha256"] == dlib68.file_sha256(dlib68.model_path()) and len(table.attrs["model_sha256"]) == 64
+
+
+def test_large_photo_detected_on_a_shrunk_copy() -> None:
+    """A 2000 x 1500 photo (the astronaut at 2x, offset): detection on a copy shrunk to 800 px finds her face where it
+    is at full size, and the 68 points come from the full-size photo (a box scaled back, not points scaled up)."""
+    import cv2
+
+    big = np.full((1500, 2000, 3), 110, np.uint8)
+    big[200:1224, 500:1524] = cv2.resize(astronaut(), (1024, 1024), interpolation=cv2.INTER_CUBIC)
+    small, scale = dlib68.shrink(big, 800)
+    assert small.shape[:2] == (600, 800) and scale == pytest.approx(0.4)
+    assert dlib68.shrink(astronaut(), 800)[1] == 1.0 and dlib68.shrink(big, 0)[0] is big
+    cfg = dlib68.Dlib68Config("hog", ())
+    assert cfg.detect_max_side == dlib68.DETECT_MAX_SIDE == 800
+    box, status = dlib68.load(cfg).locate(big)
+    left, top, right, bottom = (2 * v + off for v, off in zip(ASTRONAUT_FACE, (500, 200, 500, 200), strict=True))
+    assert status == Status.OK and max(abs(a - b) for a, b in zip(box, (left, top, right, bottom), strict=True)) < 25
+    pts, _ = dlib68.load(cfg).detect(big)
+    assert_anatomical(pts)
+    assert dlib68.attrs(cfg)["detect_max_side"] == 800 and "detect_max_side" not in dlib68.attrs(
+        dlib68.Dlib68Config("hog", (), detect_max_side=0)
+    )

@@ -232,7 +232,11 @@ BACKENDS: dict[str, Callable[[dict[str, Any], str, Path], Backend]] = {
         p.get("noise", 0.0), p.get("seed", 0), n_jobs=p.get("n_jobs", 1), chunk_size=p.get("chunk_size", 1024)
     ),
     "dlib68": lambda p, dataset, prepared: Dlib68Backend(
-        dlib68.Dlib68Config(str(p.get("detector", "hog")), _as_list(p.get("fallback", ["haar"]))),
+        dlib68.Dlib68Config(
+            str(p.get("detector", "hog")),
+            _as_list(p.get("fallback", ["haar"])),
+            detect_max_side=int(p.get("detect_max_side", dlib68.DETECT_MAX_SIDE)),
+        ),
         n_jobs=p.get("n_jobs", 1),
         chunk_size=p.get("chunk_size", 256),
         joblib_backend=p.get("backend_joblib", "loky"),

@@ -1,0 +1,172 @@
+"""`fer predict` on small real inputs: every image gets a row (bad files and faceless images as statuses), the
+probabilities equal the evaluation path's on the same images, and a real photo (skimage's astronaut) is found and framed."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import cv2
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from fer_pipeline import cli
+from fer_pipeline.core.labels import LABELS, NUM_CLASSES
+from fer_pipeline.landmarks.dlib68 import Dlib68Config
+from fer_pipeline.models import create_model, load_model
+from fer_pipeline.models.io import save_model
+from fer_pipeline.predict import CSV_COLUMNS, FrameConfig, predict
+from fer_pipeline.predict.frame import BAD_IMAGE, NO_FACE, OK
+from fer_pipeline.train.dataset import FERDataset, collate
+from tests.faces import write_faces
+
+torch.set_num_threads(2)
+SIZE = 64
+PROB_COLUMNS = [f"prob_{name}" for name in LABELS]
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained (seeded) resnet10t CAM model at 64 px: predict's plumbing does not need a trained one."""
+    torch.manual_seed(0)
+    model = create_model("cam", backbone="resnet10t", output_stride=8, input_size=SIZE)
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_model(path, model, {"input_size": SIZE})
+    return path
+
+
+@pytest.fixture(scope="module")
+def faces(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """14 synthetic 64 px faces (two per class), their manifest and AU map store."""
+    root = tmp_path_factory.mktemp("faces")
+    labels = np.arange(14) % NUM_CLASSES
+    manifest, _ = write_faces(root, labels, np.array(["test"] * 14), size=SIZE, prefix="f", seed=3)
+    manifest.to_csv(root / "manifest.csv", index=False)
+    return root, manifest
+
+
+def test_probabilities_equal_the_evaluation_path(model_path: Path, faces: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+    """Pre-aligned crops (`--detector none`): the same input tensor as evaluation, so the same probabilities."""
+    root, manifest = faces
+    out = tmp_path / "p.csv"
+    assert (
+        cli.main(
+            [
+                "predict",
+                str(root / "manifest.csv"),
+                "--model",
+                str(model_path),
+                "--out",
+                str(out),
+                "--detector",
+                "none",
+                "--device",
+                "cpu",
+                "--batch-size",
+                "5",
+            ]
+        )
+        == 0
+    )
+    got = pd.read_csv(out)
+    assert list(got.columns) == list(CSV_COLUMNS) and got["sample_id"].tolist() == manifest["sample_id"].tolist()
+    assert (got["status"] == OK).all() and (got["label"] == [LABELS[k] for k in manifest["label"]]).all()
+    model, _ = load_model(model_path, "cpu")
+    ds = FERDataset(manifest, root, root / "aumaps.h5", SIZE, train=False, mean=model.mean, std=model.std)
+    x = collate([ds[i] for i in range(len(ds))])[0]
+    with torch.no_grad():
+        want = model(x, layers=()).logits.softmax(dim=1).numpy()
+    np.testing.assert_allclose(got[PROB_COLUMNS].to_numpy(), want, atol=2e-6)
+    assert (got["pred"] == [LABELS[k] for k in want.argmax(axis=1)]).all()
+    assert (got["correct"] == (want.argmax(axis=1) == manifest["label"].to_numpy())).all()
+    scored = got["pred"] != "neutral"
+    assert got.loc[scored, "cam_cos"].between(0, 1).all() and got.loc[~scored, "cam_cos"].isna().all()
+
+
+def test_folder_keeps_every_image_with_a_status(model_path: Path, faces: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+    """Class folders give labels; a corrupt file, an empty file and a blank image are rows with reasons, not crashes."""
+    root, manifest = faces
+    src = tmp_path / "photos"
+    for row in manifest.head(4).itertuples():
+        (src / LABELS[row.label]).mkdir(parents=True, exist_ok=True)
+        (src / LABELS[row.label] / Path(row.path).name).write_bytes((root / row.path).read_bytes())
+    (src / "corrupt.png").write_bytes(b"\x89PNG not really")
+    (src / "empty.jpg").write_bytes(b"")
+    cv2.imwrite(str(src / "blank.png"), np.full((80, 80, 3), 127, np.uint8))
+    out, maps, figs = tmp_path / "p.csv", tmp_path / "m.h5", tmp_path / "figs"
+    summary = predict(
+        src,
+        model_path,
+        out,
+        maps_path=maps,
+        figures_dir=figs,
+        device="cpu",
+        n_jobs=2,
+        block_rows=3,
+        frame_cfg=FrameConfig(detector=Dlib68Config(detector="none")),
+        progress=False,
+    )
+    got = pd.read_csv(out, keep_default_na=False).set_index("sample_id")
+    assert len(got) == summary.n == 7
+    assert got.loc["corrupt", "status"] == BAD_IMAGE and "unreadable" in got.loc["corrupt", "reason"]
+    assert got.loc["empty", "status"] == BAD_IMAGE and "empty" in got.loc["empty", "reason"]
+    assert got.loc["blank", "status"] == OK  # detector none: the whole image is the face, as for pre-aligned crops
+    assert got.loc["blank", "label"] == "" and got.loc["blank", "correct"] == ""
+    faces_ok = got[got["status"] == OK]
+    assert summary.counts == {OK: 5, BAD_IMAGE: 2} and summary.labelled == 4
+    assert np.allclose(faces_ok[PROB_COLUMNS].astype(float).sum(axis=1), 1.0, atol=1e-4)
+    assert (got.loc[[i for i in got.index if i.startswith(tuple(LABELS))], "label"] != "").all()
+    with h5py.File(maps) as f:
+        ids = [s.decode() for s in f["sample_id"][:]]
+        assert ids == got.index.tolist() and f["cam"].shape == (7, 56, 56)
+        bad = ids.index("corrupt")
+        assert f["pred"][bad] == -1 and np.isnan(f["cam"][bad]).all() and np.isnan(f["points"][bad]).all()
+        good = ids.index("blank")
+        assert f["pred"][good] >= 0 and np.isfinite(f["cam"][good]).all() and f["matrix"][good][0, 0] == pytest.approx(SIZE / 80)
+    assert sorted(p.stem for p in figs.glob("*.png")) == sorted(faces_ok.index)
+
+    # With a detector, a blank image has no face: a status and the steps tried, still a row.
+    out2 = tmp_path / "p2.csv"
+    assert cli.main(["predict", str(src), "--model", str(model_path), "--out", str(out2), "--device", "cpu"]) == 0
+    blank = pd.read_csv(out2, keep_default_na=False).set_index("sample_id").loc["blank"]
+    assert blank["status"] == NO_FACE and "hog, haar" in blank["reason"] and blank["pred"] == ""
+
+
+def test_astronaut_is_found_and_framed(model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A 512 x 512 photo: HOG finds the face, the framed square covers it (not the whole photo), maps are scored."""
+    skimage_data = pytest.importorskip("skimage.data")
+    src = tmp_path / "in"
+    src.mkdir()
+    cv2.imwrite(str(src / "astronaut.png"), cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    out, maps = tmp_path / "p.csv", tmp_path / "m.h5"
+    assert (
+        cli.main(["predict", str(src), "--model", str(model_path), "--out", str(out), "--maps", str(maps), "--device", "cpu"])
+        == 0
+    )
+    assert "1 images (ok 1" in capsys.readouterr().out
+    row = pd.read_csv(out).iloc[0]
+    assert row["status"] == OK and (row["photo_h"], row["photo_w"]) == (512, 512)
+    with h5py.File(maps) as f:
+        m = np.vstack([f["matrix"][0], [0, 0, 1]])
+    x0, y0 = np.linalg.solve(m, [0, 0, 1])[:2]
+    x1, y1 = np.linalg.solve(m, [SIZE, SIZE, 1])[:2]
+    assert 100 < x0 < 220 and 0 <= y0 < 120 and 250 < x1 < 380 and 180 < y1 < 330  # Eileen Collins' face
+    if row["pred"] != "neutral":
+        assert math.isfinite(row["cam_cos"]) and 0.0 <= row["cam_cos"] <= 1.0
+
+
+def test_bad_inputs_name_the_problem(model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["predict", str(tmp_path / "nowhere"), "--model", str(model_path)]) == 2
+    assert "nowhere" in capsys.readouterr().err
+    bad = tmp_path / "m.csv"
+    bad.write_text("file,label\na.png,happy\n")
+    assert cli.main(["predict", str(bad), "--model", str(model_path), "--out", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "m.csv" in err and "no 'path' column" in err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["predict", str(tmp_path / "empty"), "--model", str(model_path)]) == 2
+    assert "no images found" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists()
