@@ -10,7 +10,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fer_pipeline.core import paths
-from fer_pipeline.core.crossdata import stage_params, test_rows
+from fer_pipeline.core.crossdata import evaluated_rows, stage_params
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root, synthetic_truth
 from fer_pipeline.data.manifest import read_manifest
@@ -29,7 +29,7 @@ def main(method: str, aus: str, *cross: str) -> None:
     run = run_name(method, aus) if name is None else paths.cross_run(run_name(method, aus), name)
     manifest = read_manifest(paths.manifest_path(dataset))
     if name is not None:
-        manifest = test_rows(manifest, str(params["crossdata"][name].get("split", "test")))
+        manifest = evaluated_rows(manifest, str(params["crossdata"][name].get("split", "test")))
     manifest, skipped = skip_unusable_images(manifest, paths.landmark_store(dataset))
     print(describe_skipped(skipped, f"evaluate {run}", splits=("test",)))
     ext = evaluate_extended(

@@ -83,7 +83,7 @@ def stage_params(params: Mapping[str, Any], argv: Sequence[str]) -> tuple[dict[s
     return cross_params(params, name), paths.cross_dataset(name), name
 
 
-def test_rows(manifest: pd.DataFrame, split: str = "test") -> pd.DataFrame:
+def evaluated_rows(manifest: pd.DataFrame, split: str = "test") -> pd.DataFrame:
     """The manifest an evaluation of an extra dataset reads: as is for `split: test` when it has test rows, else every
     row relabelled `test` (`split: all`, or a dataset without a test split)."""
     if split == "test" and (manifest["split"] == "test").any():

@@ -189,9 +189,11 @@ def render_cross(table: pd.DataFrame, missing: Mapping[str, Sequence[str]]) -> s
 
 
 def with_cross_columns(table: pd.DataFrame, cross: pd.DataFrame, own: str) -> pd.DataFrame:
-    """`build_table`'s table with the cross table's extra-dataset columns (those not starting with `own`) joined on
-    method and metric (rows only the cross table has, macro-F1 and n, come after); unchanged without extra datasets."""
+    """`build_table`'s table (its rows, in its order) with the cross table's extra-dataset columns (those not starting
+    with `own`) joined on method and metric; unchanged without extra datasets."""
     if cross.empty:
         return table
-    extra = cross[[c for c in cross.columns if not c.startswith(own)]]
-    return table.merge(extra, on=["method", "metric"], how="outer", sort=False)
+    cols = [c for c in cross.columns if c not in ("method", "metric") and not c.startswith(own)]
+    extra = cross[cross["metric"].isin(table["metric"])]
+    extra = extra.astype({c: float for c in cols})[["method", "metric", *cols]]
+    return table.merge(extra, on=["method", "metric"], how="left")
