@@ -52,7 +52,8 @@ def quality_summary(table: LandmarkTable, worst: int = 5) -> str:
     lines = [
         f"{n} rows: {int((table.outside_jaw > 0).sum())} with jaw points outside the image, "
         f"{int((table.outside_inner > 0).sum())} with inner (brow, eye, nose, mouth) points outside",
-        "shape residual (RMS to the mean face after a similarity fit, inter-ocular distances; faces < 0.2, scrambled ~0.78): "
+        "shape residual (RMS to the mean face after a similarity fit, inter-ocular distances; "
+        "generator faces up to ~0.21, scrambled ~0.78): "
         + (", ".join(f"p{q} {v:.3f}" for q, v in zip((50, 90, 99), np.percentile(res, (50, 90, 99)), strict=True))
            + f", max {res.max():.3f}" if res.size else "no row has points"),
     ]

@@ -50,7 +50,7 @@ def points_outside(landmarks: np.ndarray, image_size: np.ndarray) -> tuple[np.nd
 
 def shape_residual(landmarks: np.ndarray) -> np.ndarray:
     """Per row: RMS distance to the mean shape after a similarity fit, in inter-ocular distances (NaN where a point is
-    not finite). Synthetic faces (any roll, any size, AU-deformed) score below 0.2; a scrambled shape about 1."""
+    not finite). Generator faces (any roll, size, AUs) score up to ~0.21, dlib68 on a photo ~0.1, a scrambled shape ~0.78."""
     pts = np.asarray(landmarks, np.float64).reshape(-1, 68, 2)
     ref = _mean_shape()
     m, iod = ref[:-1], float(ref[-1].real)
