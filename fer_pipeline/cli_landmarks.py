@@ -27,10 +27,15 @@ def register(areas: Any) -> None:
     imp.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default params.yaml)")
     imp.set_defaults(func=import_command)
 
-    qa = commands.add_parser("qa", help="draw random samples with their 68 points and the count per status")
+    qa = commands.add_parser(
+        "qa",
+        help="draw random samples (or the worst-shaped) with their 68 points, the count per status "
+        "and the shape residual histogram; print the landmark quality summary",
+    )
     qa.add_argument("--out", type=Path, default=None, help="PNG to write (default figures/landmarks/<dataset>.png)")
     qa.add_argument("-n", type=int, default=16, help="samples drawn (default 16)")
     qa.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    qa.add_argument("--worst", action="store_true", help="draw the worst-shaped rows (largest shape residual) instead")
     qa.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default params.yaml)")
     qa.set_defaults(func=qa_command)
 
@@ -65,7 +70,7 @@ def qa_command(args: argparse.Namespace) -> int:
     """Draw the QA figure of the current dataset's landmark store."""
     from fer_pipeline.data.datasets import image_root
     from fer_pipeline.data.manifest import read_manifest
-    from fer_pipeline.landmarks.qa import draw_qa
+    from fer_pipeline.landmarks.qa import draw_qa, quality_summary
     from fer_pipeline.landmarks.store import read_landmark_store
 
     params = load_params(args.params)
@@ -76,6 +81,7 @@ def qa_command(args: argparse.Namespace) -> int:
         print(f"{paths.landmark_store(dataset)} does not match {paths.manifest_path(dataset)}: run `dvc repro landmarks`")
         return 1
     out = args.out or paths.landmark_qa_figure(dataset)
-    counts = draw_qa(table, manifest["path"].tolist(), image_root(params["data"]), out, n=args.n, seed=args.seed)
-    print(f"wrote {out}; rows per status: {counts}")
+    counts = draw_qa(table, manifest["path"].tolist(), image_root(params["data"]), out, n=args.n, seed=args.seed,
+                     worst=args.worst)
+    print(f"wrote {out}; rows per status: {counts}\n{quality_summary(table)}")
     return 0

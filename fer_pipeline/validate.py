@@ -137,6 +137,8 @@ def check_landmarks(params: Mapping[str, Any]) -> None:
     number(params, "landmarks.seed", int)
     n_jobs(params, "landmarks.n_jobs")
     number(params, "landmarks.chunk_size", int, lo=1)
+    if get(params, "landmarks").get("min_quality") is not None:  # 0 / absent / null = off
+        number(params, "landmarks.min_quality", lo=0.0)
     if backend == "dlib68":
         choice(params, "landmarks.detector", DETECTORS)
         choice(params, "landmarks.backend_joblib", ENGINES)

@@ -1,15 +1,19 @@
-"""Stage `aumaps`: render each image's AU heatmap (class codebook, or the AUs it shows: `aumaps.mode`) into HDF5."""
+"""Stages `aumaps` / `aumaps-x@<name>` (an extra test dataset): render each
+image's AU heatmap (class codebook, or the AUs it shows: `aumaps.mode`) into HDF5."""
+
+import sys
 
 from fer_pipeline.aumaps.build import build_aumap_store_from_files
 from fer_pipeline.core import paths
+from fer_pipeline.core.crossdata import stage_params
 from fer_pipeline.core.io import load_params, parse_bool
 from fer_pipeline.validate import check_stage, run_stage
 
 
 def main() -> None:
-    params = load_params()
+    params, dataset, _ = stage_params(load_params(), sys.argv[1:2])  # dataset: the storage key
     check_stage("aumaps", params)
-    dataset, p = params["data"]["dataset"], params["aumaps"]
+    p = params["aumaps"]
     settings = {k: p[k] for k in ("codebook", "size", "radius", "smoothing")}
     active = str(p["mode"]) == "active"
     restrict = parse_bool("aumaps.restrict_to_codebook", p["restrict_to_codebook"])

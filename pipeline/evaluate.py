@@ -1,5 +1,6 @@
 """Stages `evaluate@<method>-<noaus|aus>` and `posthoc@<method>-<noaus|aus>`: CL, CAM-COS, ATT-COS, extra map metrics,
-deletion, figures on the test split. A post-hoc method (GradCAM & co.) reads the model of the method it trains as."""
+deletion, figures on the test split. A post-hoc method (GradCAM & co.) reads the model of the method it trains as.
+`evaluate-x@<method>-<aus>-<name>` (a third argument) evaluates the same model on the extra test dataset `crossdata.<name>`."""
 
 import os
 import sys
@@ -9,6 +10,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from fer_pipeline.core import paths
+from fer_pipeline.core.crossdata import evaluated_rows, stage_params
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root, synthetic_truth
 from fer_pipeline.data.manifest import read_manifest
@@ -19,19 +21,22 @@ from fer_pipeline.report.tables import run_name
 from fer_pipeline.validate import check_stage, run_stage
 
 
-def main(method: str, aus: str) -> None:
-    params = load_params()
+def main(method: str, aus: str, *cross: str) -> None:
+    params, dataset, name = stage_params(load_params(), cross)  # dataset: the storage key
     check_stage("evaluate", params)
-    dataset, p = params["data"]["dataset"], params["evaluate"]
-    run = run_name(method, aus)
+    p = params["evaluate"]
     model_path = paths.model_path(run_name(trained_method(method), aus))
-    manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), paths.landmark_store(dataset))
+    run = run_name(method, aus) if name is None else paths.cross_run(run_name(method, aus), name)
+    manifest = read_manifest(paths.manifest_path(dataset))
+    if name is not None:
+        manifest = evaluated_rows(manifest, str(params["crossdata"][name].get("split", "test")))
+    manifest, skipped = skip_unusable_images(manifest, paths.landmark_store(dataset))
     print(describe_skipped(skipped, f"evaluate {run}", splits=("test",)))
     ext = evaluate_extended(
         model_path,
         method=method,
         manifest=manifest,
-        image_root=image_root(params["data"]),
+        image_root=image_root(params["data"], dataset),
         aumap_path=paths.aumap_store(dataset),
         landmark_path=paths.landmark_store(dataset),
         batch_size=int(p["batch_size"]),
@@ -39,7 +44,7 @@ def main(method: str, aus: str) -> None:
         faithfulness_n=int(p.get("faithfulness_n", 128)),
         deletion_steps=int(p.get("deletion_steps", 8)),
         figure_samples=int(p.get("figure_samples", 1)),
-        truth=synthetic_truth(dataset),
+        truth=synthetic_truth(str(params["data"]["dataset"]), dataset),
     )
     ext.result.metrics["n_skipped_unusable_images"] = int((skipped["split"] == "test").sum())
     ext.result.metrics["model"] = str(model_path)
@@ -58,4 +63,4 @@ def main(method: str, aus: str) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("evaluate", main, *sys.argv[1:3])
+    run_stage("evaluate", main, *sys.argv[1:4])

@@ -1,6 +1,10 @@
-"""Stage `landmarks`: 68 landmarks for every manifest row into the shareable HDF5 store (a bad image is a status)."""
+"""Stages `landmarks` / `landmarks-x@<name>` (an extra test dataset): 68 landmarks
+for every manifest row into the shareable HDF5 store (a bad image is a status)."""
+
+import sys
 
 from fer_pipeline.core import paths
+from fer_pipeline.core.crossdata import stage_params
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
 from fer_pipeline.landmarks.stage import build_landmark_store
@@ -9,12 +13,11 @@ from fer_pipeline.validate import check_stage, run_stage
 
 
 def main() -> None:
-    params = load_params()
+    params, key, _ = stage_params(load_params(), sys.argv[1:2])
     check_stage("landmarks", params)
-    dataset = params["data"]["dataset"]
-    out = paths.landmark_store(dataset)
+    out = paths.landmark_store(key)
     summary = build_landmark_store(  # streamed block by block: memory does not grow with N
-        out, paths.manifest_path(dataset), image_root(params["data"]), params["landmarks"], dataset=dataset
+        out, paths.manifest_path(key), image_root(params["data"], key), params["landmarks"], dataset=key
     )
     print(f"landmarks: {summary['rows']} rows -> {out}\n{format_summary(summary)}")
 

@@ -5,19 +5,29 @@ import json
 import pandas as pd
 
 from fer_pipeline.core import paths
+from fer_pipeline.core.crossdata import cross_names
 from fer_pipeline.core.io import load_params, write_text
 from fer_pipeline.evaluate.panel import read_panel
 from fer_pipeline.report.extra import render_extra, write_compare_figure
 from fer_pipeline.report.tables import (
     AUS,
     build_table,
+    cross_table,
     method_notes,
+    missing_classes,
+    render_cross,
     render_report,
     report_methods,
     run_name,
     shortcut_table,
+    with_cross_columns,
 )
 from fer_pipeline.validate import check_stage, run_stage
+
+
+def read_details(run: str) -> dict:
+    """Every metric of one run (its details.json)."""
+    return json.loads(paths.details_path(run).read_text(encoding="utf-8"))
 
 
 def main() -> None:
@@ -28,8 +38,13 @@ def main() -> None:
     for method in methods:
         for aus in AUS:
             run = run_name(method, aus)
-            metrics[run] = json.loads(paths.details_path(run).read_text(encoding="utf-8"))
+            metrics[run] = read_details(run)
     table = build_table(metrics, methods, pd.read_csv(paths.PAPER_TABLES))
+    trained = report_methods({"methods": params["report"]["methods"]})  # evaluate-x runs the trained methods only
+    cross = {name: {run_name(m, a): read_details(paths.cross_run(run_name(m, a), name)) for m in trained for a in AUS}
+             for name in cross_names(params)}
+    own = f"{params['data']['dataset']} (own test)"
+    xtable = cross_table({own: metrics, **cross}, trained) if cross else pd.DataFrame()
     shortcut = shortcut_table(metrics, methods)
     figures = {}
     for method in methods:
@@ -39,7 +54,9 @@ def main() -> None:
             figures[method] = f"figures/{name}"
     text = render_report(table, shortcut, params["data"]["dataset"], method_notes(methods))
     text += render_extra(metrics, methods, figures)
+    text += render_cross(xtable, {name: missing_classes(next(iter(d.values()))) for name, d in cross.items()})
     write_text(paths.REPORT_DIR / "tables.md", text)
+    table = with_cross_columns(table, xtable, own)  # the CSV gains one column per (extra test dataset, run)
     write_text(paths.REPORT_DIR / "tables.csv", table.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
     print(text)
     print(f"report: {paths.REPORT_DIR / 'tables.md'}")

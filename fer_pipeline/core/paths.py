@@ -93,6 +93,21 @@ def figures_dir(run: str) -> Path:
     return Path("figures") / run
 
 
+#: Folder (under each artifact folder) of the extra test datasets of `crossdata` (cross-dataset evaluation).
+CROSS_DIR = "x"
+
+
+def cross_dataset(name: str) -> str:
+    """Storage key of the extra test dataset `name`: its manifest, landmark and AU-map stores sit under `x/<name>` in the
+    folders of the main dataset's (`prepared_dir(cross_dataset(name))` = data/prepared/x/<name>), never beside them."""
+    return f"{CROSS_DIR}/{name}"
+
+
+def cross_run(run: str, name: str) -> str:
+    """Run id of run `run` evaluated on the extra test dataset `name` (metrics/x/<name>/<run>.json, plots/x/<name>/<run>)."""
+    return f"{CROSS_DIR}/{name}/{run}"
+
+
 REPORT_DIR = Path("reports")
 PAPER_TABLES = Path("data/paper/paper_tables.csv")
 PAPER_LAYER_TABLE = Path("data/paper/paper_table3_layers.csv")

@@ -27,10 +27,11 @@ DATASET_LANDMARKS = "landmarks_dataset.csv"
 EXCLUDED = "excluded.csv"
 
 
-def image_root(data: dict[str, Any]) -> Path:
-    """Folder the manifest's `path` column is relative to: generated images for synthetic, `data.root` otherwise."""
+def image_root(data: dict[str, Any], key: str | None = None) -> Path:
+    """Folder the manifest's `path` column is relative to: generated images for synthetic (in the prepared folder of
+    `key`, default the dataset's name; an extra test dataset's is `paths.cross_dataset(name)`), `data.root` otherwise."""
     name = str(data["dataset"])
-    return paths.prepared_dir(name) if name == "synthetic" else Path(str(data["root"]))
+    return paths.prepared_dir(key or name) if name == "synthetic" else Path(str(data["root"]))
 
 
 def landmark_csv_header() -> list[str]:
@@ -115,11 +116,12 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
     return pd.DataFrame({"sample_id": ids, "path": rel, "label": labels, "split": split, "cue": cues})
 
 
-def synthetic_truth(dataset: str) -> tuple[Path, Path] | None:
-    """The generator's per-image AU and landmark truth CSVs of a prepared synthetic set (None for other datasets)."""
+def synthetic_truth(dataset: str, key: str | None = None) -> tuple[Path, Path] | None:
+    """The generator's per-image AU and landmark truth CSVs of a prepared synthetic set (in the prepared folder of `key`,
+    default `dataset`); None for other datasets."""
     if dataset != "synthetic":
         return None
-    folder = paths.prepared_dir(dataset)
+    folder = paths.prepared_dir(key or dataset)
     return (folder / GT_AUS, folder / GT_LANDMARKS) if (folder / GT_AUS).exists() else None
 
 
@@ -143,15 +145,17 @@ def prepare_real(name: str, data: dict[str, Any], out_dir: Path) -> pd.DataFrame
     return result.manifest
 
 
-def prepare(params: dict[str, Any]) -> pd.DataFrame:
-    """Run the adapter named by `data.dataset` and write `data/prepared/<dataset>/manifest.csv`."""
+def prepare(params: dict[str, Any], key: str | None = None) -> pd.DataFrame:
+    """Run the adapter named by `data.dataset` and write `data/prepared/<key>/manifest.csv` (`key`: the storage key,
+    default the dataset's name; `paths.cross_dataset(name)` for an extra test dataset)."""
     data = params["data"]
     name = str(data["dataset"])
     if name not in DATASETS:
         raise ValueError(f"data.dataset={name!r} is not supported; valid: {', '.join(DATASETS)}")
     # Everything (images, ground truth, manifest, exclusions) is written into a temp folder that replaces the real one at
     # the end: a killed prepare never leaves a half-filled dataset folder under the real name.
-    with atomic_dir(paths.prepared_dir(name)) as out_dir:
+    key = key or name
+    with atomic_dir(paths.prepared_dir(key)) as out_dir:
         df = prepare_synthetic(data, params["synthetic"], out_dir) if name == "synthetic" else prepare_real(name, data, out_dir)
-        write_manifest(out_dir / paths.manifest_path(name).name, df)
+        write_manifest(out_dir / paths.manifest_path(key).name, df)
     return df

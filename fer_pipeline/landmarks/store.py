@@ -14,6 +14,7 @@ import numpy as np
 
 from fer_pipeline.core import h5
 from fer_pipeline.core.io import atomic_path
+from fer_pipeline.landmarks.quality import landmark_quality
 
 N_POINTS = 68
 
@@ -27,6 +28,7 @@ class Status(IntEnum):
     FALLBACK = 3
     IMPORTED = 4
     INVALID_IMPORT = 5
+    IMPLAUSIBLE = 6  # points found, but they fail `landmarks.min_quality` (reason: which check); no AU map on them
 
 
 #: Statuses whose landmarks are usable for AU maps.
@@ -43,6 +45,11 @@ class LandmarkTable:
     status: np.ndarray  # uint8 (N,)
     attrs: dict[str, Any] = field(default_factory=dict)
     reason: list[str] | None = None  # why a row is not ok ("" where it is); None -> all ""
+    # Per-row quality (`quality.py`): jaw / inner points outside the image, shape residual (IODs); None -> computed
+    # from the landmarks (a store written before these datasets existed reads the same way).
+    outside_jaw: np.ndarray | None = None
+    outside_inner: np.ndarray | None = None
+    residual: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.sample_id)
@@ -52,6 +59,12 @@ class LandmarkTable:
         self.reason = [""] * n if self.reason is None else [str(r) for r in self.reason]
         if len(self.reason) != n:
             raise ValueError(f"reason must have one entry per row ({n}), got {len(self.reason)}")
+        if self.outside_jaw is None or self.outside_inner is None or self.residual is None:
+            q = landmark_quality(self.landmarks, self.image_size)
+            self.outside_jaw, self.outside_inner, self.residual = q.outside_jaw, q.outside_inner, q.residual
+        self.outside_jaw = np.asarray(self.outside_jaw, dtype=np.uint8).reshape(n)
+        self.outside_inner = np.asarray(self.outside_inner, dtype=np.uint8).reshape(n)
+        self.residual = np.asarray(self.residual, dtype=np.float32).reshape(n)
 
     @property
     def usable(self) -> np.ndarray:
@@ -63,6 +76,8 @@ class LandmarkTable:
         return {s.name.lower(): int((self.status == s).sum()) for s in Status}
 
 
+#: Per-row quality datasets of the store and their dtypes (absent in stores written before: computed on reading).
+QUALITY = {"outside_jaw": np.uint8, "outside_inner": np.uint8, "residual": np.float32}
 #: Rows per HDF5 chunk of the per-row datasets (the stores grow block by block, so the chunking cannot follow N).
 CHUNK_ROWS = 1024
 
@@ -74,7 +89,9 @@ def stream_landmark_store(path: str | Path, attrs: Mapping[str, Any] | None = No
     same bytes)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         shapes = {"sample_id": (), "landmarks": (N_POINTS, 2), "image_size": (2,), "status": (), "reason": ()}
+        shapes.update(dict.fromkeys(QUALITY, ()))
         dtypes = {"sample_id": h5.STR, "landmarks": np.float32, "image_size": np.int32, "status": np.uint8, "reason": h5.STR}
+        dtypes.update(QUALITY)
         ds = {
             name: f.create_dataset(
                 name, shape=(0, *shape), maxshape=(None, *shape), dtype=dtypes[name], chunks=(CHUNK_ROWS, *shape),
@@ -96,6 +113,7 @@ def stream_landmark_store(path: str | Path, attrs: Mapping[str, Any] | None = No
                 "image_size": table.image_size,
                 "status": table.status,
                 "reason": np.array(table.reason or [""] * k, dtype=object),
+                **{name: getattr(table, name) for name in QUALITY},
             }
             for name, d in ds.items():
                 d.resize(n0 + k, axis=0)
@@ -129,6 +147,7 @@ def landmark_rows(f: h5py.File, rows: slice) -> LandmarkTable:
         status=f["status"][rows],
         attrs={k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()},
         reason=h5.read_strings(f["reason"], rows) if "reason" in f else None,
+        **{name: (f[name][rows] if name in f else None) for name in QUALITY},
     )
 
 

@@ -24,6 +24,8 @@ STATUS_ADVICE: dict[Status, str] = {
     Status.NO_FACE: "no face found: check the image, or use a detector fallback / `detector: none` for face crops",
     Status.INVALID_IMPORT: "fix or add the row in the landmark file (68 finite points inside the image)",
     Status.FALLBACK: "landmarks come from a fallback detector: check them in the QA figure",
+    Status.IMPLAUSIBLE: "the points fail landmarks.min_quality (inner points outside the image, or a shape far from a "
+    "face): check the row in `fer landmarks qa`, try another detector, or raise min_quality",
 }
 #: Bad rows logged one by one per reason before the log says "... and N more".
 LOG_LIMIT = 20

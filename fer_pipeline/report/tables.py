@@ -8,6 +8,8 @@ from typing import Any
 
 import pandas as pd
 
+from fer_pipeline.core.labels import LABELS
+
 METRICS = (("cl", "CL (%)"), ("cam_cos", "CAM-COS"), ("att_cos", "ATT-COS"))
 SHORTCUT = (("cl_nocue", "no cue"), ("cl_cue_agree", "cue agrees"), ("cl_cue_conflict", "cue conflicts"))
 AUS = ("noaus", "aus")
@@ -139,3 +141,59 @@ def render_report(table: pd.DataFrame, shortcut: pd.DataFrame, dataset: str, not
     if notes:
         parts += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     return "\n".join(parts) + "\n"
+
+
+#: Rows of the cross-dataset table (details key, label).
+CROSS_METRICS = (("cl", "CL (%)"), ("macro_f1", "macro-F1"), ("cam_cos", "CAM-COS"), ("att_cos", "ATT-COS"), ("n", "n"))
+
+
+def cross_table(by_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]], methods: Sequence[str]) -> pd.DataFrame:
+    """One row per method × metric, one column per (test dataset, run): `by_dataset` maps a test dataset's label (the
+    own test split first, then each extra dataset) to its runs' details (run name -> details dict)."""
+    rows = []
+    for method in methods:
+        for key, label in CROSS_METRICS:
+            row: dict[str, Any] = {"method": method, "metric": label}
+            for ds, metrics in by_dataset.items():
+                for aus in AUS:
+                    v = metrics.get(run_name(method, aus), {}).get(key)
+                    cell = math.nan if v is None else (str(int(v)) if key == "n" else float(v))  # a count prints as one
+                    row[f"{ds} {'w/' if aus == 'aus' else 'w/o'}"] = cell
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def missing_classes(details: Mapping[str, Any]) -> list[str]:
+    """The canonical classes with no test image in a run's details (its `per_class` counts), in label order."""
+    per_class = details.get("per_class", {})
+    return [c for c in LABELS if not (per_class.get(c) or {}).get("n")]
+
+
+def render_cross(table: pd.DataFrame, missing: Mapping[str, Sequence[str]]) -> str:
+    """The cross-dataset section of `reports/tables.md` (empty without extra test datasets): the table and, per extra
+    dataset that lacks classes, a line saying which (their per-class scores are absent; macro means skip them)."""
+    if table.empty:
+        return ""
+    parts = [
+        "",
+        "## Cross-dataset evaluation",
+        "",
+        "Every trained model on its own test split and on each extra test dataset (`crossdata`): same labels, same",
+        "codebook. CL = top-1 accuracy (%); n = test images.",
+        "",
+        to_markdown(table),
+    ]
+    notes = [f"- `{ds}` has no test image of {', '.join(cls)}: macro means are over the classes present."
+             for ds, cls in missing.items() if cls]
+    return "\n".join(parts + ([""] + notes if notes else [])) + "\n"
+
+
+def with_cross_columns(table: pd.DataFrame, cross: pd.DataFrame, own: str) -> pd.DataFrame:
+    """`build_table`'s table (its rows, in its order) with the cross table's extra-dataset columns (those not starting
+    with `own`) joined on method and metric; unchanged without extra datasets."""
+    if cross.empty:
+        return table
+    cols = [c for c in cross.columns if c not in ("method", "metric") and not c.startswith(own)]
+    extra = cross[cross["metric"].isin(table["metric"])]
+    extra = extra.astype({c: float for c in cols})[["method", "metric", *cols]]
+    return table.merge(extra, on=["method", "metric"], how="left")
