@@ -12,6 +12,7 @@ from fer_pipeline.report.tables import (
     AUS,
     build_table,
     method_notes,
+    recall_table,
     render_report,
     report_methods,
     run_name,
@@ -37,7 +38,7 @@ def main() -> None:
         name = f"{method}-samples.png"
         if write_compare_figure(panels, method, paths.REPORT_DIR / "figures" / name):
             figures[method] = f"figures/{name}"
-    text = render_report(table, shortcut, params["data"]["dataset"], method_notes(methods))
+    text = render_report(table, shortcut, params["data"]["dataset"], method_notes(methods), recall_table(metrics, methods))
     text += render_extra(metrics, methods, figures)
     write_text(paths.REPORT_DIR / "tables.md", text)
     write_text(paths.REPORT_DIR / "tables.csv", table.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
