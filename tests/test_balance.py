@@ -205,9 +205,20 @@ def test_balanced_default_keeps_the_generator_bytes(extra: dict, tmp_path: Path)
     assert synthetic_labels(28, 3).tolist() == np.random.default_rng(3).permutation(np.arange(28) % NUM_CLASSES).tolist()
 
 
+def test_prepare_writes_an_imbalanced_demo(tmp_path: Path) -> None:
+    """prepare with `class_weights: {disgust: 0.35}`: 3 disgust faces of 63 (1 test, 2 train: val rounds to 0)."""
+    data = {"dataset": "synthetic", "seed": 0, "val_fraction": 0.15, "test_fraction": 0.2}
+    synth = {"n": 63, "size": 32, "seed": 0, "class_weights": {"disgust": 0.35}}
+    df = prepare_synthetic(data, synth, tmp_path)
+    assert class_counts(df["label"]).tolist() == [10, 10, 10, 10, 10, 3, 10]
+    assert sorted(df.loc[df["label"] == DISGUST, "split"]) == ["test", "train", "train"]
+    assert len(list((tmp_path / "images").glob("*.png"))) == 63
+
+
 def test_class_weights_make_the_demo_imbalanced() -> None:
     w = parse_class_weights({"disgust": 0.1})
     assert w == (1, 1, 1, 1, 1, 0.1, 1) and parse_class_weights("[1, 1, 1, 1, 1, 0.1, 1]") == w  # a `-S` string
+    assert parse_class_weights("{disgust: 0.1}") == w
     counts = class_counts(synthetic_labels(2000, 0, w))
     assert counts.sum() == 2000 and counts[DISGUST] == 32 and set(np.delete(counts, DISGUST)) == {328}
     assert not np.array_equal(synthetic_labels(2000, 0, w), synthetic_labels(2000, 1, w))
