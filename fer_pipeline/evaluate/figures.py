@@ -76,8 +76,10 @@ def _show(ax: Axes, image: np.ndarray | None, heat: np.ndarray | None, label: st
         h, w = image.shape[:2] if image is not None else heat.shape
         alpha = ALPHA if image is not None else 1.0
         ax.imshow(heat, cmap=HEAT, vmin=0.0, vmax=1.0, alpha=alpha, extent=(0, w, h, 0), interpolation="bilinear")
-    if label:  # at most the panel's cell wide: a long sample id stays inside the figure and off its neighbours
-        fit_text(ax.set_title(label, fontsize=7, pad=2), ax.get_position().width * ax.get_figure(root=True).bbox.width)
+    if label:  # at most one column pitch wide: a long sample id stays inside the figure and off its neighbours
+        grid = ax.get_subplotspec().get_gridspec()
+        pitch = (grid.right - grid.left) * ax.get_figure(root=True).bbox.width / grid.ncols
+        fit_text(ax.set_title(label, fontsize=7, pad=2), pitch)
 
 
 def class_maps_figure(
