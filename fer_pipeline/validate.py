@@ -125,6 +125,13 @@ def check_synthetic(params: Mapping[str, Any]) -> None:
         raise ParamsError(f"synthetic.intensity={intensity!r} needs 0 <= low <= high")
     for key in ("shortcut_p_train", "shortcut_p_test", "au_presence"):
         number(params, f"synthetic.{key}", lo=0.0, hi=1.0)
+    if "class_weights" in get(params, "synthetic"):
+        from fer_pipeline.data.datasets import parse_class_weights, synthetic_labels
+
+        try:
+            synthetic_labels(int(get(params, "synthetic.n")), 0, parse_class_weights(get(params, "synthetic.class_weights")))
+        except ValueError as e:
+            raise ParamsError(str(e)) from None
 
 
 def check_landmarks(params: Mapping[str, Any]) -> None:

@@ -15,6 +15,7 @@ from fer_pipeline.report.tables import (
     cross_table,
     method_notes,
     missing_classes,
+    recall_table,
     render_cross,
     render_report,
     report_methods,
@@ -52,7 +53,7 @@ def main() -> None:
         name = f"{method}-samples.png"
         if write_compare_figure(panels, method, paths.REPORT_DIR / "figures" / name):
             figures[method] = f"figures/{name}"
-    text = render_report(table, shortcut, params["data"]["dataset"], method_notes(methods))
+    text = render_report(table, shortcut, params["data"]["dataset"], method_notes(methods), recall_table(metrics, methods))
     text += render_extra(metrics, methods, figures)
     text += render_cross(xtable, {name: missing_classes(next(iter(d.values()))) for name, d in cross.items()})
     write_text(paths.REPORT_DIR / "tables.md", text)

@@ -134,7 +134,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
     return data
 
 
-_TRUE, _FALSE = {"1", "true", "yes", "on", "y"}, {"0", "false", "no", "off", "n", ""}
+_TRUE, _FALSE = {"1", "true", "yes", "on", "y"}, {"0", "false", "no", "off", "n", "none", ""}
 
 
 def parse_bool(key: str, value: Any) -> bool:

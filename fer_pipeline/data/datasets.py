@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 import pandas as pd
+import yaml
 from joblib import Parallel, delayed
 from tqdm import tqdm
 
 from fer_pipeline.aus.formats import AUS, write_au_csv
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import atomic_dir, atomic_path
-from fer_pipeline.core.labels import NUM_CLASSES
+from fer_pipeline.core.labels import LABELS, NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split, write_manifest
 
 DATASETS = ("synthetic", "rafdb", "affectnet", "folder")
@@ -47,6 +49,54 @@ def write_landmark_csv(path: Path, sample_ids: list[str], points: np.ndarray) ->
         df.to_csv(tmp, index=False, float_format="%.3f", lineterminator="\n")
 
 
+def parse_class_weights(value: Any) -> tuple[float, ...] | None:
+    """`synthetic.class_weights` as 7 relative class frequencies (canonical order), or None for `balanced` (equal ones
+    too). Accepts a list of 7, a {class name: weight} mapping (unlisted classes 1) or its `-S` string; weights > 0."""
+    if isinstance(value, str):
+        if value.strip().lower() in ("balanced", "none", ""):
+            return None
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            value = None
+    if value is None:
+        return None
+    valid = "valid: balanced, a list of 7 weights (" + ", ".join(LABELS) + ") or a mapping such as {disgust: 0.1}"
+    if isinstance(value, Mapping):
+        unknown = [k for k in value if str(k) not in LABELS]
+        if unknown:
+            raise ValueError(f"synthetic.class_weights: unknown class(es) {unknown}; {valid}")
+        value = [value.get(name, 1.0) for name in LABELS]
+    if not isinstance(value, (list, tuple)) or len(value) != NUM_CLASSES:
+        raise ValueError(f"synthetic.class_weights={value!r}: {valid}")
+    try:
+        weights = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"synthetic.class_weights={value!r} holds a value that is not a number; {valid}") from None
+    if not all(np.isfinite(w) and w > 0 for w in weights):
+        raise ValueError(f"synthetic.class_weights={value!r}: every weight must be a number > 0 (relative frequency)")
+    return None if len(set(weights)) == 1 else weights
+
+
+def synthetic_labels(n: int, seed: int, weights: tuple[float, ...] | None = None) -> np.ndarray:
+    """Labels of the n generated faces, shuffled by `seed`: balanced (the demo's, byte for byte), or class counts in
+    proportion to `weights` (largest remainder), each class at least 3 rows (one per split)."""
+    rng = np.random.default_rng(seed)
+    if weights is None:
+        return rng.permutation(np.arange(n) % NUM_CLASSES)
+    share = n * np.asarray(weights, np.float64) / float(np.sum(weights))
+    counts = np.floor(share).astype(np.int64)
+    order = np.argsort(-(share - counts), kind="stable")  # remainder to the largest fractions, ties by class index
+    counts[order[: n - int(counts.sum())]] += 1
+    if counts.min() < 3:
+        k = int(np.argmin(counts))
+        raise ValueError(
+            f"synthetic.class_weights gives {LABELS[k]} {int(counts[k])} of n={n} faces; need at least 3 per class "
+            "(one per split): raise synthetic.n or that class's weight"
+        )
+    return rng.permutation(np.repeat(np.arange(NUM_CLASSES), counts))
+
+
 def _write_faces(
     seed: int, rows: range, labels: np.ndarray, split: np.ndarray, ids: list[str], cfg: Any, img_dir: Path
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,7 +120,8 @@ def _write_faces(
 
 
 def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path, *, n_jobs: int = 1) -> pd.DataFrame:
-    """Generate the embedded synthetic face dataset: balanced labels, stratified splits, PNGs, GT landmarks.
+    """Generate the embedded synthetic face dataset: labels by `class_weights` (default balanced), stratified splits,
+    PNGs, GT landmarks.
 
     `n_jobs` > 1 generates in that many processes (the GPU check builds 224 px faces on all cores); same bytes for any."""
     from fer_pipeline.data.synthetic import SyntheticConfig
@@ -91,7 +142,7 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
         shortcut_p_test=float(synth.get("shortcut_p_test", 0.5)),
         au_presence=float(synth.get("au_presence", 1.0)),
     )
-    labels = np.random.default_rng(seed).permutation(np.arange(n) % NUM_CLASSES)
+    labels = synthetic_labels(n, seed, parse_class_weights(synth.get("class_weights", "balanced")))
     split = stratified_split(
         labels, val_fraction=float(data["val_fraction"]), test_fraction=float(data["test_fraction"]), seed=int(data["seed"])
     )

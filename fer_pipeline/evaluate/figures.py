@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from fer_pipeline.core.io import atomic_path
 
@@ -21,6 +23,7 @@ HEADER = 0.6  # inches above the grid for titles
 HEAT = "jet"  # the paper's colour map
 ALPHA = 0.5
 EXPLAIN_PANEL = 3.0  # inches per panel of `fer explain`'s figure
+MIN_FONT = 5.0  # points: a long title shrinks to this before its middle is cut
 
 
 def grid_figsize(rows: int, cols: int, panel: float = PANEL) -> tuple[float, float]:
@@ -34,16 +37,33 @@ def save_figure(fig: Figure, path: str | Path) -> None:
         fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
 
 
+def fit_text(text: Text, width: float, min_size: float = MIN_FONT) -> None:
+    """Make `text` at most `width` display pixels wide: a smaller font (down to `min_size`), then the middle of the
+    string cut out with "…" (the start and end stay readable: a sample id's prefix, the true -> predicted classes)."""
+    renderer = text.get_figure(root=True).canvas.get_renderer()
+
+    def fits() -> bool:
+        return text.get_window_extent(renderer).width <= width
+
+    while not fits() and text.get_fontsize() > min_size:
+        text.set_fontsize(max(min_size, text.get_fontsize() - 0.5))
+    full, keep = text.get_text(), len(text.get_text())
+    while not fits() and keep > 1:
+        keep -= 1
+        text.set_text(full[: (keep + 1) // 2] + "…" + full[len(full) - keep // 2 :])
+
+
 def _grid(rows: int, cols: int, title: str, panel: float = PANEL) -> tuple[Figure, np.ndarray]:
-    """A figure of rows x cols map panels without ticks."""
+    """A figure of rows x cols map panels without ticks; the title fits inside the figure."""
     w, h = grid_figsize(rows, cols, panel)
     fig = Figure(figsize=(w, h), dpi=DPI)
+    FigureCanvasAgg(fig)  # a renderer to measure titles with (`fit_text`); saving is unchanged
     top = 1.0 - HEADER / h
     axes = fig.subplots(rows, cols, squeeze=False, gridspec_kw={"left": 0.02, "right": 0.98, "bottom": 0.01, "top": top})
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(title, fontsize=9, y=1.0 - 0.12 / h, va="top")
+    fit_text(fig.suptitle(title, fontsize=9, y=1.0 - 0.12 / h, va="top"), 0.96 * w * DPI)
     return fig, axes
 
 
@@ -56,8 +76,10 @@ def _show(ax: Axes, image: np.ndarray | None, heat: np.ndarray | None, label: st
         h, w = image.shape[:2] if image is not None else heat.shape
         alpha = ALPHA if image is not None else 1.0
         ax.imshow(heat, cmap=HEAT, vmin=0.0, vmax=1.0, alpha=alpha, extent=(0, w, h, 0), interpolation="bilinear")
-    if label:
-        ax.set_title(label, fontsize=7, pad=2)
+    if label:  # at most one column pitch wide: a long sample id stays inside the figure and off its neighbours
+        grid = ax.get_subplotspec().get_gridspec()
+        pitch = (grid.right - grid.left) * ax.get_figure(root=True).bbox.width / grid.ncols
+        fit_text(ax.set_title(label, fontsize=7, pad=2), pitch)
 
 
 def class_maps_figure(

@@ -61,8 +61,12 @@ def guided_loss(
     lam: float,
     layers: Sequence[int],
     kind: str = "cos",
+    *,
+    class_weight: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(total, ce, align): total = CE + lam * mean over `layers` of alignment_loss(T_l, A).
+
+    `class_weight` (K,): per-class CE weights (`train.balance: weights`; the weighted mean over the batch); None: plain CE.
 
     With lam == 0 the alignment is computed under no_grad (for logging only), so it adds no backward; with lam == 0 and
     no layers (the λ = 0 baseline, which reads no AU maps) it is 0. `out` must come from `model(x, layers=layers)`.
@@ -73,13 +77,13 @@ def guided_loss(
     if not layers:
         if lam != 0:
             raise ValueError("guided_loss needs at least one layer when lambda > 0")
-        ce = F.cross_entropy(out.logits.float(), y)
+        ce = F.cross_entropy(out.logits.float(), y, weight=class_weight)
         return ce, ce, torch.zeros((), device=ce.device)
     missing = [v for v in layers if v not in out.features]
     if missing:
         raise KeyError(f"features of layers {missing} not in the model output (have {sorted(out.features)}); "
                        f"call model(x, layers={list(layers)})")
-    ce = F.cross_entropy(out.logits.float(), y)
+    ce = F.cross_entropy(out.logits.float(), y, weight=class_weight)
     with torch.set_grad_enabled(torch.is_grad_enabled() and lam != 0):
         align = torch.stack([alignment_loss(attention(out.features[v]), au, has_map, kind) for v in layers]).mean()
     total = ce + lam * align if lam != 0 else ce

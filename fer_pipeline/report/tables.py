@@ -10,7 +10,7 @@ import pandas as pd
 
 from fer_pipeline.core.labels import LABELS
 
-METRICS = (("cl", "CL (%)"), ("cam_cos", "CAM-COS"), ("att_cos", "ATT-COS"))
+METRICS = (("cl", "CL (%)"), ("macro_f1", "macro-F1"), ("cam_cos", "CAM-COS"), ("att_cos", "ATT-COS"))
 SHORTCUT = (("cl_nocue", "no cue"), ("cl_cue_agree", "cue agrees"), ("cl_cue_conflict", "cue conflicts"))
 AUS = ("noaus", "aus")
 #: What a reader must know to compare a method's row with the paper's (shown under the table when the method ran).
@@ -92,6 +92,24 @@ def shortcut_table(metrics: Mapping[str, Mapping[str, Any]], methods: Sequence[s
     return pd.DataFrame(rows)
 
 
+def recall_table(metrics: Mapping[str, Mapping[str, Any]], methods: Sequence[str]) -> pd.DataFrame:
+    """Per-class recall (%): one row per class, a column per run (`details.json` `per_class.<class>.acc`: the share of
+    that class's test images predicted as it), and the class's test images; empty when no run has per-class numbers."""
+    runs = [(m, aus) for m in methods for aus in AUS if metrics.get(run_name(m, aus), {}).get("per_class")]
+    rows = []
+    for name in LABELS:
+        row: dict[str, Any] = {"class": name}
+        n = ""
+        for method, aus in runs:
+            cls = metrics[run_name(method, aus)]["per_class"].get(name) or {}
+            v = cls.get("acc")
+            row[f"{method} {'w/' if aus == 'aus' else 'w/o'} AUs"] = math.nan if v is None else float(v)
+            n = cls.get("n", n)
+        row["n"] = n
+        rows.append(row)
+    return pd.DataFrame(rows) if runs else pd.DataFrame()
+
+
 def method_notes(methods: Sequence[str]) -> list[str]:
     """The notes of METHOD_NOTES for the methods in the report (the gradient note once for all three)."""
     keys = {"gradcampp": "gradcam", "layercam": "gradcam"}
@@ -113,8 +131,14 @@ def to_markdown(df: pd.DataFrame) -> str:
     return "\n".join([head, sep, *body])
 
 
-def render_report(table: pd.DataFrame, shortcut: pd.DataFrame, dataset: str, notes: Sequence[str] = ()) -> str:
-    """The whole `reports/tables.md` text."""
+def render_report(
+    table: pd.DataFrame,
+    shortcut: pd.DataFrame,
+    dataset: str,
+    notes: Sequence[str] = (),
+    recall: pd.DataFrame | None = None,
+) -> str:
+    """The whole `reports/tables.md` text (`recall`: `recall_table`, shown under the main table)."""
     t = table.rename(
         columns={
             "ours_noaus": f"{dataset} w/o AUs",
@@ -129,11 +153,17 @@ def render_report(table: pd.DataFrame, shortcut: pd.DataFrame, dataset: str, not
         "# fer_pipeline report",
         "",
         f"Measured on `{dataset}` (test split) beside the paper's Tables 1–2 (ResNet50, layer 5, RAF-DB / AffectNet-7).",
-        "CL = top-1 accuracy (%); CAM-COS / ATT-COS = cosine between the ground-truth-class CAM / the layer-5 attention",
-        "and the AU map, mean per class, macro over the six AU classes (neutral excluded). Paper ATT-COS is Table 2.",
+        "CL = top-1 accuracy (%); macro-F1 = F1 averaged over the 7 classes (the paper reports none); CAM-COS / ATT-COS",
+        "= cosine between the ground-truth-class CAM / the layer-5 attention and the AU map, mean per class, macro over",
+        "the six AU classes (neutral excluded). Paper ATT-COS is Table 2.",
         "",
         to_markdown(t),
     ]
+    if recall is not None and not recall.empty:
+        parts += ["", "## Per-class recall", ""]
+        parts += ["Recall (%) of each class on the test split (a rare class can hide behind a good CL); n = its test images.", ""]
+        pct = recall.map(lambda v: ("–" if math.isnan(v) else f"{v:.1f}") if isinstance(v, float) else v)  # 0 % reads 0.0
+        parts.append(to_markdown(pct))
     if not shortcut.empty:
         parts += ["", "## Shortcut cue (synthetic)", ""]
         parts += ["Test accuracy (%) by whether the class-coloured mark is absent, agrees or conflicts.", ""]
@@ -144,7 +174,7 @@ def render_report(table: pd.DataFrame, shortcut: pd.DataFrame, dataset: str, not
 
 
 #: Rows of the cross-dataset table (details key, label).
-CROSS_METRICS = (("cl", "CL (%)"), ("macro_f1", "macro-F1"), ("cam_cos", "CAM-COS"), ("att_cos", "ATT-COS"), ("n", "n"))
+CROSS_METRICS = (*METRICS, ("n", "n"))
 
 
 def cross_table(by_dataset: Mapping[str, Mapping[str, Mapping[str, Any]]], methods: Sequence[str]) -> pd.DataFrame:

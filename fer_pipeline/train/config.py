@@ -6,26 +6,19 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from fer_pipeline.core.io import parse_bool
+from fer_pipeline.core.labels import NUM_CLASSES
+
 ALIGN_LOSSES = ("cos", "l1", "l2", "kl")
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 OPTIMIZERS = ("sgd", "adamw")
 CACHE_MODES = ("auto", "true", "false")
 VALID_LAYERS = (1, 2, 3, 4, 5)
-_TRUE = {"1", "true", "yes", "on", "y"}
-_FALSE = {"0", "false", "no", "off", "n", "none", ""}
-
-
-def _as_bool(name: str, value: Any) -> bool:
-    """Cast a YAML/CLI boolean ("false", 0, True, ...) to bool."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"train.{name}={value!r} is not a boolean; valid: true, false")
+BALANCE_MODES = ("none", "weights", "sampler")  # train.balance (fer_pipeline/train/balance.py)
+#: What model.pt and the checkpoint fingerprint record of the train settings (`run_config`).
+RECORDED = ("method", "backbone", "pretrained", "output_stride", "input_size", "align_loss", "epochs", "batch_size",
+            "optimizer", "lr", "momentum", "weight_decay", "warmup_epochs", "seed")
 
 
 def _as_number(name: str, value: Any, kind: type) -> Any:
@@ -94,6 +87,7 @@ class TrainConfig:
     cache_images: str = "auto"
     warmup_epochs: int = 1
     threads: int = 0
+    balance: str = "none"
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:
@@ -110,7 +104,7 @@ class TrainConfig:
             if name == "layers":
                 kwargs[name] = parse_layers(value)
             elif isinstance(default, bool):
-                kwargs[name] = _as_bool(name, value)
+                kwargs[name] = parse_bool(f"train.{name}", value)
             elif isinstance(default, (int, float)):
                 kwargs[name] = _as_number(name, value, type(default))
             else:
@@ -124,6 +118,7 @@ class TrainConfig:
         object.__setattr__(self, "device", _choice("device", self.device, DEVICES))
         object.__setattr__(self, "amp", _choice("amp", self.amp, AMP_MODES))
         object.__setattr__(self, "optimizer", _choice("optimizer", self.optimizer, OPTIMIZERS))
+        object.__setattr__(self, "balance", _choice("balance", self.balance, BALANCE_MODES))
         cache = self.cache_images if isinstance(self.cache_images, str) else str(bool(self.cache_images))
         object.__setattr__(self, "cache_images", _choice("cache_images", cache, CACHE_MODES))
         if self.lam < 0:
@@ -146,6 +141,19 @@ class TrainConfig:
         out["lambda"] = out.pop("lam")
         out["layers"] = list(self.layers)
         return out
+
+
+def run_config(cfg: TrainConfig, lam: float, model_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What model.pt and the checkpoint fingerprint record about this run. `balance` is recorded when it is not
+    `none`, so that a run without it keeps the bytes (and resumable checkpoints) it had before the key existed."""
+    out: dict[str, Any] = {k: getattr(cfg, k) for k in RECORDED}
+    if cfg.balance != "none":
+        out["balance"] = cfg.balance
+    extra = {"model_kwargs": dict(model_kwargs)} if model_kwargs else {}  # the method's options (they change the weights)
+    layers = list(cfg.layers)
+    if lam == 0:  # the baseline: nothing it records may depend on the alignment params (train-baseline's params lack them)
+        out["align_loss"], layers = None, []
+    return {**out, "num_classes": NUM_CLASSES, "layers": layers, "lambda": float(lam), **extra}
 
 
 def method_params(

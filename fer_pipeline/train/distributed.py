@@ -7,9 +7,11 @@ per-epoch permutation, so W processes see exactly the batches one process sees (
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator, Sized
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,6 +19,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, Sampler
+
+from fer_pipeline.core.io import atomic_dir
 
 
 @dataclass(frozen=True)
@@ -149,3 +153,17 @@ class NullLive:
 
     def next_step(self) -> None:
         """No-op."""
+
+
+@contextlib.contextmanager
+def live_logger(live_dir: Path | None, is_main: bool) -> Iterator[Any]:
+    """DVCLive on rank 0 (staged in a temp folder renamed onto `live_dir` at the end); a no-op logger elsewhere and
+    when `live_dir` is None (then DVCLive need not be installed: the GPU check runs where it is not)."""
+    if not is_main or live_dir is None:
+        with NullLive() as live:
+            yield live
+        return
+    from dvclive import Live
+
+    with atomic_dir(live_dir) as staging, Live(str(staging), dvcyaml=False, save_dvc_exp=False) as live:
+        yield live

@@ -7,7 +7,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +16,26 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
-from fer_pipeline.core.io import atomic_dir, file_sha256
+from fer_pipeline.core.io import file_sha256
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.evaluate.metrics import accuracy
 from fer_pipeline.evaluate.run import au_macro_cos, infer, resolve_device
 from fer_pipeline.models import FERModel, create_model, save_model
 from fer_pipeline.models.loss import guided_loss
+from fer_pipeline.train.balance import ce_weights, describe, make_sampler
 from fer_pipeline.train.checkpoint import fingerprint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from fer_pipeline.train.config import TrainConfig
+from fer_pipeline.train.config import TrainConfig, run_config
 from fer_pipeline.train.dataset import FERDataset, collate
 from fer_pipeline.train.distributed import (
     SINGLE,
     DistInfo,
-    EpochSampler,
-    NullLive,
     cpu_threads,
     finish,
     init_distributed,
+    live_logger,
     per_rank_batch,
     rank_device,
     reduce_sum,
@@ -95,7 +95,7 @@ def _loader(
     train: bool,
     device: torch.device,
     generator: torch.Generator,
-    sampler: EpochSampler | None = None,
+    sampler: Sampler | None = None,
     batch_size: int | None = None,
 ) -> DataLoader:
     """Training: `sampler`'s (epoch, index) keys, last partial batch dropped; validation: in order."""
@@ -112,32 +112,6 @@ def _loader(
         generator=generator,
         collate_fn=collate,
     )
-
-
-def _run_config(cfg: TrainConfig, lam: float, model_kwargs: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """What model.pt and the checkpoint fingerprint record about this run."""
-    keep = (
-        "method",
-        "backbone",
-        "pretrained",
-        "output_stride",
-        "input_size",
-        "align_loss",
-        "epochs",
-        "batch_size",
-        "optimizer",
-        "lr",
-        "momentum",
-        "weight_decay",
-        "warmup_epochs",
-        "seed",
-    )
-    out = {k: getattr(cfg, k) for k in keep}
-    extra = {"model_kwargs": dict(model_kwargs)} if model_kwargs else {}  # the method's options (they change the weights)
-    layers = list(cfg.layers)
-    if lam == 0:  # the baseline: nothing it records may depend on the alignment params (train-baseline's params lack them)
-        out["align_loss"], layers = None, []
-    return {**out, "num_classes": NUM_CLASSES, "layers": layers, "lambda": float(lam), **extra}
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -164,12 +138,13 @@ def train_epoch(
     info: DistInfo = SINGLE,
     layers: tuple[int, ...] | None = None,
     memory_format: torch.memory_format = torch.channels_last,
+    class_weight: torch.Tensor | None = None,
 ) -> dict[str, float]:
     """One pass over the training loader; mean loss / ce / align over batches (and over processes under DDP).
 
     `layers`: the aligned layers (default `cfg.layers`; () for the λ = 0 baseline, which aligns nothing).
     `memory_format` is the inputs' layout; the model's must match (channels_last: `train_model`; contiguous: the
-    GPU check's layout comparison)."""
+    GPU check's layout comparison). `class_weight`: cross-entropy weights per class (`train.balance: weights`)."""
     layers = cfg.layers if layers is None else tuple(layers)
     model.train()
     core = unwrap(model)  # method hooks live on the FERModel, not on a DDP / torch.compile wrapper
@@ -185,7 +160,7 @@ def train_epoch(
         with autocast:
             out = model(x, layers=layers)
             extra = core.extra_loss(out, y)  # the method's own loss term (ACoL's branch B), else None
-        total, ce, align = guided_loss(out, y, au, has_map, lam, layers, cfg.align_loss)
+        total, ce, align = guided_loss(out, y, au, has_map, lam, layers, cfg.align_loss, class_weight=class_weight)
         if extra is not None:
             total = total + extra
         opt.zero_grad(set_to_none=True)
@@ -200,20 +175,6 @@ def train_epoch(
     sums, n = reduce_sum(sums, info), n * info.world  # every process runs the same number of steps
     means = (sums / max(n, 1)).tolist()
     return {"loss": means[0], "ce": means[1], "align": means[2]}
-
-
-@contextlib.contextmanager
-def _live(live_dir: Path | None, is_main: bool) -> Iterator[Any]:
-    """DVCLive on rank 0 (staged in a temp folder renamed onto `live_dir` at the end); a no-op logger elsewhere and
-    when `live_dir` is None (then DVCLive need not be installed: the GPU check runs where it is not)."""
-    if not is_main or live_dir is None:
-        with NullLive() as live:
-            yield live
-        return
-    from dvclive import Live
-
-    with atomic_dir(live_dir) as staging, Live(str(staging), dvcyaml=False, save_dvc_exp=False) as live:
-        yield live
 
 
 def train_model(
@@ -281,7 +242,10 @@ def train_model(
     val_ds = FERDataset(val_rows, train=False, **common) if not val_rows.empty and info.is_main else None
     if info.is_main:
         print(f"train: {train_ds.cache_note}")
-    sampler = EpochSampler(train_ds, seed=cfg.seed, info=info)
+    sampler = make_sampler(cfg.balance, train_ds, seed=cfg.seed, info=info)  # none / weights: the plain epoch permutation
+    class_weight = ce_weights(cfg.balance, train_ds.labels, device)
+    if info.is_main:
+        print(describe(cfg.balance, train_ds.labels))
     per_rank = per_rank_batch(cfg.batch_size, info)
     train_loader = _loader(train_ds, cfg, train=True, device=device, generator=generator, sampler=sampler, batch_size=per_rank)
     val_loader = _loader(val_ds, cfg, train=False, device=device, generator=generator) if val_ds else None
@@ -292,9 +256,9 @@ def train_model(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total=cfg.epochs * steps, warmup=warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
-    run_config = _run_config(cfg, lam, model.init_config["model_kwargs"])
+    recorded = run_config(cfg, lam, model.init_config["model_kwargs"])
     maps_sha = file_sha256(maps) if maps is not None and Path(maps).is_file() else ""
-    fp = fingerprint(run_config, train_rows["sample_id"].astype(str).tolist(), maps_sha)
+    fp = fingerprint(recorded, train_rows["sample_id"].astype(str).tolist(), maps_sha)
     ckpt_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
     start, best_acc, best_epoch, best_state = 0, -math.inf, 0, None
     history: list[dict[str, float]] = []  # what DVCLive logged per epoch, kept in the checkpoint (plain floats)
@@ -315,8 +279,8 @@ def train_model(
     # DVCLive (rank 0 only) writes into a temp folder that replaces `live_dir` when the run ends (killed: `live_dir`
     # untouched). On resume the epochs before the checkpoint are replayed from its history, so the logs equal an
     # uninterrupted run's even when DVC deleted `live_dir` or the kill fell between a log line and the checkpoint.
-    with _live(live_dir, info.is_main) as live:
-        live.log_params({**run_config, "layers": ",".join(map(str, layers))})
+    with live_logger(live_dir, info.is_main) as live:
+        live.log_params({**recorded, "layers": ",".join(map(str, layers))})
         for logged in history:
             for name, value in logged.items():
                 live.log_metric(name, value)
@@ -338,6 +302,7 @@ def train_model(
                 desc=f"epoch {epoch}/{cfg.epochs}",
                 info=info,
                 layers=layers,
+                class_weight=class_weight,
             )
             train_seconds += time.perf_counter() - t_epoch
             done_steps += steps
@@ -401,6 +366,6 @@ def train_model(
     if summary["finished"] and info.is_main:
         if best_state is not None:
             model.load_state_dict(best_state)
-        save_model(model_out, model, {**run_config, "best_epoch": best_epoch, "best_val_acc": best_acc})
+        save_model(model_out, model, {**recorded, "best_epoch": best_epoch, "best_val_acc": best_acc})
     finish(info)
     return summary
