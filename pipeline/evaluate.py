@@ -8,6 +8,7 @@ import sys
 # (0.59x the step time with 4 other processes on 2 cores, BENCHMARKS.md "Training step").
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from fer_pipeline.align.store import stage_inputs
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root, synthetic_truth
@@ -25,7 +26,8 @@ def main(method: str, aus: str) -> None:
     dataset, p = params["data"]["dataset"], params["evaluate"]
     run = run_name(method, aus)
     model_path = paths.model_path(run_name(trained_method(method), aus))
-    manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), paths.landmark_store(dataset))
+    _, faces, points = stage_inputs(params["align"], dataset)  # align.mode none: faces None, the image files
+    manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), points)
     print(describe_skipped(skipped, f"evaluate {run}", splits=("test",)))
     ext = evaluate_extended(
         model_path,
@@ -33,7 +35,8 @@ def main(method: str, aus: str) -> None:
         manifest=manifest,
         image_root=image_root(params["data"]),
         aumap_path=paths.aumap_store(dataset),
-        landmark_path=paths.landmark_store(dataset),
+        landmark_path=points,
+        faces_path=faces,
         batch_size=int(p["batch_size"]),
         device=str(params["train"].get("device", "auto")),
         faithfulness_n=int(p.get("faithfulness_n", 128)),

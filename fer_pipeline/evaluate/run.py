@@ -184,6 +184,7 @@ def evaluate_model(
     num_workers: int = 0,
     keep_maps: bool = False,
     method: str | None = None,
+    faces_path: str | Path | None = None,
 ) -> EvalResult:
     """Load `model_path` through the registry (read out as `method` when given: post-hoc methods) and evaluate it on
     `manifest[split == split]` (all five layers in one pass)."""
@@ -193,7 +194,8 @@ def evaluate_model(
     rows = manifest[manifest["split"] == split]
     if rows.empty:
         raise ValueError(f"the manifest has no {split!r} rows; splits present: {sorted(manifest['split'].unique())}")
-    ds = FERDataset(rows, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std)
+    ds = FERDataset(rows, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std,
+                    faces_path=faces_path)  # faces_path: the aligned-face store (align.mode != none)
     pin = dev.type == "cuda"
     loader = DataLoader(
         ds, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers), pin_memory=pin, collate_fn=collate
