@@ -16,7 +16,8 @@ def main() -> None:
     summary = build_aligned_store(  # streamed block by block: memory does not grow with N
         out, paths.manifest_path(dataset), paths.landmark_store(dataset), image_root(params["data"]), params["align"]
     )
-    print(f"align ({summary['mode']}): {summary['rows']} rows -> {out}" + (f"; framed by {summary['fallback']}" if summary["rows"] else ""))
+    framed = f"; framed by {summary['fallback']}" if summary["rows"] else ""
+    print(f"align ({summary['mode']}): {summary['rows']} rows -> {out}{framed}")
 
 
 if __name__ == "__main__":

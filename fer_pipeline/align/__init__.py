@@ -9,8 +9,11 @@ from fer_pipeline.align.warp import (
     framing_matrix,
     map_points,
     model_alignment,
+    model_input,
     resize_square,
 )
 
-__all__ = ["DEFAULT_TEMPLATE", "MODES", "Alignment", "Fallback", "frame_face", "framing_matrix", "map_points", "model_alignment",
-           "resize_square"]
+__all__ = [
+    "DEFAULT_TEMPLATE", "MODES", "Alignment", "Fallback", "frame_face", "framing_matrix", "map_points", "model_alignment",
+    "model_input", "resize_square",
+]

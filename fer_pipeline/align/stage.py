@@ -106,7 +106,8 @@ def build_aligned_store(
             ids = block["sample_id"].astype(str).tolist()
             table = landmark_rows(f, slice(start, start + len(ids)))
             if table.sample_id != ids:
-                bad = next((i for i, (a, b) in enumerate(zip(ids, table.sample_id, strict=False)) if a != b), len(table.sample_id))
+                pairs = enumerate(zip(ids, table.sample_id, strict=False))
+                bad = next((i for i, (a, b) in pairs if a != b), min(len(ids), len(table.sample_id)))
                 raise ValueError(
                     f"manifest {manifest} and landmark store {landmarks} disagree at row {start + bad}: the store is stale "
                     "or from another manifest; rerun `dvc repro landmarks`"
@@ -128,5 +129,5 @@ def build_aligned_store(
                 bar.update(k)
             seen = start + len(ids)
     if seen != n:
-        raise ValueError(f"manifest {manifest} has {seen} rows but landmark store {landmarks} has {n}: rerun `dvc repro landmarks`")
+        raise ValueError(f"manifest {manifest} has {seen} rows, landmark store {landmarks} {n}: rerun `dvc repro landmarks`")
     return {"mode": al.mode, "rows": n, "fallback": counts}

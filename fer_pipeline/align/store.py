@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 
 from fer_pipeline import __version__
-from fer_pipeline.align.warp import Alignment, Fallback
+from fer_pipeline.align.warp import Alignment
 from fer_pipeline.core import h5
 from fer_pipeline.core.io import atomic_path
 from fer_pipeline.landmarks.store import N_POINTS

@@ -184,3 +184,18 @@ def frame_face(
     if alignment.mode == "none":
         return resize_square(rgb, alignment.size), matrix
     return warp(rgb, matrix, alignment.size), matrix
+
+
+def model_input(
+    rgb: np.ndarray, points68: np.ndarray | None, alignment: Alignment, input_size: int, box_xywh: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(uint8 (input_size, input_size, 3) network input, 2x3 image->input matrix) exactly as training fed the model:
+    `none` resizes the whole image (the loader's `read_rgb`), `similarity` frames the face at `alignment.size`
+    (`frame_face`, the aligned store's bytes) and resizes that (the loader reading the store)."""
+    if alignment.mode == "none":
+        square = Alignment("none", alignment.template, input_size)
+        return frame_face(rgb, None, square)
+    face, matrix = frame_face(rgb, points68, alignment, box_xywh)
+    k = input_size / alignment.size
+    to_input = np.array([[k, 0.0, 0.5 * k - 0.5], [0.0, k, 0.5 * k - 0.5], [0.0, 0.0, 1.0]])  # cv2.resize's mapping
+    return resize_square(face, input_size), to_input[:2] @ np.vstack([matrix, [0.0, 0.0, 1.0]])

@@ -12,8 +12,16 @@ import numpy as np
 
 from fer_pipeline.core.codebook import CODEBOOKS, aus_for
 from fer_pipeline.core.labels import NUM_CLASSES
-from fer_pipeline.data.face_geometry import apply_aus, face_frame, fit_in_frame, identity_shape, mean_face, place_face
-from fer_pipeline.data.face_geometry import SQUASH_LOW, SQUASH_SPAN
+from fer_pipeline.data.face_geometry import (
+    SQUASH_LOW,
+    SQUASH_SPAN,
+    apply_aus,
+    face_frame,
+    fit_in_frame,
+    identity_shape,
+    mean_face,
+    place_face,
+)
 
 __all__ = ["SyntheticConfig", "SyntheticSample", "apply_aus", "cue_box", "cue_for", "make_sample", "mean_face", "render_face"]
 

@@ -124,7 +124,9 @@ def _faithfulness(
     return deletion_scores(model, batches, steps=steps, device=dev), sub["label"].to_numpy(np.int64)
 
 
-def _class_means(read: Callable[[int], np.ndarray], au: np.ndarray, result: EvalResult) -> tuple[dict[str, np.ndarray], list[int]]:
+def _class_means(
+    read: Callable[[int], np.ndarray], au: np.ndarray, result: EvalResult
+) -> tuple[dict[str, np.ndarray], list[int]]:
     """Per AU class means of the images (read one at a time) and of the AU, CAM and attention maps over the class's
     samples with maps."""
     means: dict[str, list[np.ndarray]] = {"image": [], "au": [], "cam": [], "att": []}

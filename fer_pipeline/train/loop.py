@@ -19,11 +19,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from fer_pipeline.align.warp import RECORD_KEY, Alignment
 from fer_pipeline.core.io import atomic_dir, file_sha256
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.evaluate.metrics import accuracy
 from fer_pipeline.evaluate.run import au_macro_cos, infer, resolve_device
-from fer_pipeline.align.warp import RECORD_KEY, Alignment
 from fer_pipeline.models import FERModel, create_model, save_model
 from fer_pipeline.models.loss import guided_loss
 from fer_pipeline.train.checkpoint import fingerprint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -295,7 +295,7 @@ def train_model(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total=cfg.epochs * steps, warmup=warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
-    run_config = {**_run_config(cfg, lam, model.init_config["model_kwargs"]), RECORD_KEY: Alignment.from_dict(alignment).to_dict()}
+    run_config = _run_config(cfg, lam, model.init_config["model_kwargs"]) | {RECORD_KEY: Alignment.from_dict(alignment).to_dict()}
     maps_sha = file_sha256(maps) if maps is not None and Path(maps).is_file() else ""
     fp = fingerprint(run_config, train_rows["sample_id"].astype(str).tolist(), maps_sha)
     ckpt_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
