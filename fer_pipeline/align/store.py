@@ -42,6 +42,24 @@ class AlignedBlock:
     fallback: np.ndarray  # uint8 (k,) Fallback code
 
 
+def concat(blocks: list[AlignedBlock]) -> AlignedBlock:
+    """Consecutive blocks as one."""
+    if len(blocks) == 1:
+        return blocks[0]
+    return AlignedBlock(
+        blocks[0].start, [i for b in blocks for i in b.sample_id], np.concatenate([b.faces for b in blocks]),
+        np.concatenate([b.landmarks for b in blocks]), np.concatenate([b.matrix for b in blocks]),
+        np.concatenate([b.status for b in blocks]), [r for b in blocks for r in b.reason],
+        np.concatenate([b.fallback for b in blocks]),
+    )
+
+
+def part(b: AlignedBlock, lo: int, hi: int) -> AlignedBlock:
+    """Rows lo..hi-1 of a block (relative to its start)."""
+    return AlignedBlock(b.start + lo, b.sample_id[lo:hi], b.faces[lo:hi], b.landmarks[lo:hi], b.matrix[lo:hi],
+                        b.status[lo:hi], b.reason[lo:hi], b.fallback[lo:hi])
+
+
 def _missing(path: Path) -> FileNotFoundError:
     return FileNotFoundError(f"aligned-face store {path} not found; run `dvc repro align` (or `dvc pull {path}`)")
 
@@ -72,7 +90,7 @@ def stream_aligned_store(
             for name, (shape, dtype, comp) in specs.items()
         }
 
-        def put(b: AlignedBlock) -> None:
+        def write(b: AlignedBlock) -> None:
             k = len(b.sample_id)
             if not 0 <= b.start <= n - k:
                 raise ValueError(f"aligned store: rows {b.start}..{b.start + k - 1} outside its {n} rows")
@@ -86,7 +104,28 @@ def stream_aligned_store(
             ds["reason"][rows] = np.array(b.reason, dtype=object)
             ds["fallback"][rows] = b.fallback
 
+        pending: list[AlignedBlock] = []
+
+        def flush(final: bool) -> None:
+            """Write the buffered rows in whole CHUNK_ROWS blocks (the rest at the end): a compressed chunk is written once,
+            so the bytes do not depend on how the caller's blocks were cut (n_jobs, chunk_size)."""
+            rows = sum(len(b.sample_id) for b in pending)
+            cut = rows if final else rows // CHUNK_ROWS * CHUNK_ROWS
+            if cut == 0:
+                return
+            whole = concat(pending)
+            write(part(whole, 0, cut))
+            pending[:] = [part(whole, cut, rows)] if cut < rows else []
+
+        def put(b: AlignedBlock) -> None:
+            expected = pending[-1].start + len(pending[-1].sample_id) if pending else None
+            if expected is not None and b.start != expected:
+                raise ValueError(f"aligned store: block at row {b.start}, expected row {expected} (blocks come in order)")
+            pending.append(b)
+            flush(final=False)
+
         yield put
+        flush(final=True)
         h5.set_attrs(f, {**dict(attrs or {}), **alignment.to_dict(), "convention": "ibug68", "fer_pipeline": __version__})
 
 
