@@ -58,8 +58,9 @@ def framed_region(matrix: np.ndarray, side: int) -> tuple[int, int, int, int]:
     import cv2
 
     inv = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
-    corners = np.array([[0, 0, 1], [side, 0, 1], [0, side, 1], [side, side, 1]], np.float64) @ inv.T
-    (x0, y0), (x1, y1) = np.floor(corners.min(0)), np.ceil(corners.max(0))
+    lo, hi = -0.5, side - 0.5  # the frame's outer pixel edges (pixel centres are integers)
+    corners = np.array([[lo, lo, 1], [hi, lo, 1], [lo, hi, 1], [hi, hi, 1]], np.float64) @ inv.T + 0.5  # image edges
+    (x0, y0), (x1, y1) = np.floor(corners.min(0) + 1e-6), np.ceil(corners.max(0) - 1e-6)
     return int(x0), int(y0), int(x1), int(y1)
 
 

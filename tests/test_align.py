@@ -46,7 +46,7 @@ def eye_error(points: np.ndarray, al: Alignment) -> float:
 def test_template_is_the_demo_framing() -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert params["align"]["template"] == DEFAULT_TEMPLATE == pytest.approx(np.mean(params["synthetic"]["face_scale"]))
-    assert TEMPLATE_INTENSITY == params["synthetic"]["intensity"][1]
+    assert params["synthetic"]["intensity"][1] == TEMPLATE_INTENSITY
     cfg = demo_config()
     errors = [eye_error(make_sample(0, i, i % 7, "train", cfg).landmarks, SIM) for i in range(40)]
     assert np.mean(errors) < 6.0  # unaligned demo faces sit near the template already (shift, roll, scale jitter)
@@ -107,7 +107,8 @@ def test_fallbacks_without_landmarks() -> None:
     m, fb = framing_matrix(None, photo.shape[:2], SIM, np.array([np.nan] * 4))
     assert fb == Fallback.WHOLE and np.allclose(map_points(np.array([[129.5, 129.5]]), m), [[55.5, 55.5]])
     m, fb = framing_matrix(pts, (40, 80), Alignment("none", DEFAULT_TEMPLATE, 64))
-    assert fb == Fallback.WHOLE and np.allclose(map_points(np.array([[-0.5, -0.5], [79.5, 39.5]]), m), [[-0.5, -0.5], [63.5, 63.5]])
+    corners = map_points(np.array([[-0.5, -0.5], [79.5, 39.5]]), m)
+    assert fb == Fallback.WHOLE and np.allclose(corners, [[-0.5, -0.5], [63.5, 63.5]])
 
 
 def photo_set(root: Path, n: int = 6) -> tuple[pd.DataFrame, LandmarkTable]:
@@ -142,7 +143,8 @@ def test_stage_store_fallbacks_statuses_and_bytes(tmp_path: Path) -> None:
     assert summary["fallback"] == {"landmarks": 2, "box": 1, "whole": 1, "none": 2}
     ids, fallback, status = read_fallback(out)
     assert ids == manifest["sample_id"].tolist()
-    assert fallback.tolist() == [Fallback.LANDMARKS, Fallback.BOX, Fallback.WHOLE, Fallback.NONE, Fallback.NONE, Fallback.LANDMARKS]
+    F = Fallback
+    assert fallback.tolist() == [F.LANDMARKS, F.BOX, F.WHOLE, F.NONE, F.NONE, F.LANDMARKS]
     assert status.tolist() == [0, Status.NO_FACE, Status.NO_FACE, Status.UNREADABLE, Status.UNREADABLE, 0]
     with h5py.File(out, "r") as f:
         reason = [r.decode() for r in f["reason"][()]]
@@ -178,7 +180,8 @@ def test_stage_inputs_and_stale_store(tmp_path: Path, monkeypatch: pytest.Monkey
     write_manifest(tmp_path / "manifest.csv", manifest)
     write_landmark_store(tmp_path / "lm.h5", table)
     Path("data/aligned").mkdir(parents=True)
-    build_aligned_store("data/aligned/d.h5", "manifest.csv", "lm.h5", tmp_path, {"mode": "similarity", "size": 48}, progress=False)
+    params = {"mode": "similarity", "size": 48}
+    build_aligned_store("data/aligned/d.h5", "manifest.csv", "lm.h5", tmp_path, params, progress=False)
     with pytest.raises(ValueError, match="rerun `dvc repro align`"):
         stage_inputs({"mode": "similarity", "template": 0.83, "size": 112}, "d")
     al, faces, points = stage_inputs({"mode": "similarity", "template": 0.83, "size": 48}, "d")
@@ -191,7 +194,8 @@ def test_stage_inputs_and_stale_store(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def test_align_params_are_checked() -> None:
-    ok = {"align": {"mode": "similarity", "template": 0.83, "size": 112, "n_jobs": 2, "chunk_size": 256, "backend_joblib": "loky"}}
+    ok = {"align": {"mode": "similarity", "template": 0.83, "size": 112, "n_jobs": 2, "chunk_size": 256,
+                    "backend_joblib": "loky"}}
     check_align(ok)
     for key, bad in (("mode", "affine"), ("template", 3.0), ("size", 8), ("backend_joblib", "spark")):
         with pytest.raises(ParamsError, match=f"align.{key}"):
