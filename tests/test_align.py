@@ -5,6 +5,7 @@ and `fer explain` framing a saved photo exactly as the aligned store did."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -25,7 +26,7 @@ from fer_pipeline.data.photo import paste_in_canvas
 from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
 from fer_pipeline.landmarks.store import LandmarkTable, Status, write_landmark_store
 from fer_pipeline.validate import ParamsError, check_align
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run
 from tests.dataset_trees import astronaut, save
 
 SIM = Alignment("similarity", DEFAULT_TEMPLATE, 112)
@@ -252,3 +253,20 @@ def test_fer_explain_reproduces_the_training_frame(dlib_points: np.ndarray, tmp_
     assert res["face"]["alignment"] == SIM.to_dict() and res["face"]["fallback"] == "landmarks"
     x0, y0, x1, y1 = res["face"]["framed"]
     assert 100 < x0 < 200 and x1 - x0 < 260  # the framed region is around her face, not the 512 px photo
+
+
+def test_preprocessing_does_not_import_torch() -> None:
+    code = "import sys, fer_pipeline.align.stage, fer_pipeline.align.qa, fer_pipeline.cli_align; print('torch' in sys.modules)"
+    assert run([sys.executable, "-c", code], ROOT).stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_mode_none_keeps_the_demo_inputs_byte_identical(clone: Path) -> None:
+    """`dvc repro aumaps` with the default `align.mode: none` rebuilds the committed baseline's images, manifest,
+    landmark store and AU maps byte for byte (the md5s the committed dvc.lock records)."""
+    committed = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    run(["dvc", "repro", "aumaps"], clone)
+    lock = yaml.safe_load((clone / "dvc.lock").read_text())["stages"]
+    for stage in ("prepare", "landmarks", "aumaps"):
+        assert [o["md5"] for o in lock[stage]["outs"]] == [o["md5"] for o in committed[stage]["outs"]], stage
+    assert store_alignment(clone / "data/aligned/synthetic.h5").mode == "none"
