@@ -270,3 +270,19 @@ def test_mode_none_keeps_the_demo_inputs_byte_identical(clone: Path) -> None:
     for stage in ("prepare", "landmarks", "aumaps"):
         assert [o["md5"] for o in lock[stage]["outs"]] == [o["md5"] for o in committed[stage]["outs"]], stage
     assert store_alignment(clone / "data/aligned/synthetic.h5").mode == "none"
+
+
+def test_evaluation_refuses_a_model_trained_on_other_framings(tmp_path: Path) -> None:
+    from fer_pipeline.align.store import write_none_store
+    from fer_pipeline.evaluate.run import check_framing
+
+    write_none_store(tmp_path / "sim.h5", SIM)  # the attributes are what is compared
+    check_framing("m.pt", {}, None)  # an older model, images as they are
+    check_framing("m.pt", {"face_alignment": SIM.to_dict()}, tmp_path / "sim.h5")
+    with pytest.raises(ValueError, match="m.pt was trained on faces framed by"):
+        check_framing("m.pt", {"face_alignment": SIM.to_dict()}, None)
+    with pytest.raises(ValueError, match="retrain"):
+        check_framing("m.pt", {}, tmp_path / "sim.h5")
+    other = Alignment("similarity", 0.9, 112).to_dict()
+    with pytest.raises(ValueError, match="retrain"):
+        check_framing("m.pt", {"face_alignment": other}, tmp_path / "sim.h5")
