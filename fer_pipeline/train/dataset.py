@@ -39,10 +39,11 @@ def store_rows(reader: AUMapReader | NoMaps | AlignedFaces, sample_ids: Sequence
     """Store row of each sample id (the store is in manifest order; matching by id catches a stale store)."""
     row_of = {sid: i for i, sid in enumerate(reader.sample_ids())}
     missing = [sid for sid in sample_ids if sid not in row_of]
+    kind, stage = ("aligned-face", "align") if isinstance(reader, AlignedFaces) else ("AU map", "aumaps")
     if missing:
         raise ValueError(
-            f"{len(missing)} manifest sample ids (e.g. {missing[0]!r}) are not in the store {reader.path}; "
-            "rerun `dvc repro align aumaps`"
+            f"{len(missing)} manifest sample ids (e.g. {missing[0]!r}) are not in the {kind} store {reader.path}; "
+            f"rerun `dvc repro {stage}`"
         )
     return np.fromiter((row_of[sid] for sid in sample_ids), dtype=np.int64, count=len(sample_ids))
 
