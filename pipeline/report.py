@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 
+from fer_pipeline.align.warp import alignment_notes
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params, write_text
 from fer_pipeline.evaluate.panel import read_panel
@@ -37,7 +38,8 @@ def main() -> None:
         name = f"{method}-samples.png"
         if write_compare_figure(panels, method, paths.REPORT_DIR / "figures" / name):
             figures[method] = f"figures/{name}"
-    text = render_report(table, shortcut, params["data"]["dataset"], method_notes(methods))
+    notes = method_notes(methods) + alignment_notes(params.get("align"))  # no note for align.mode none (the demo)
+    text = render_report(table, shortcut, params["data"]["dataset"], notes)
     text += render_extra(metrics, methods, figures)
     write_text(paths.REPORT_DIR / "tables.md", text)
     write_text(paths.REPORT_DIR / "tables.csv", table.to_csv(index=False, lineterminator="\n", float_format="%.4f"))

@@ -286,3 +286,11 @@ def test_evaluation_refuses_a_model_trained_on_other_framings(tmp_path: Path) ->
     other = Alignment("similarity", 0.9, 112).to_dict()
     with pytest.raises(ValueError, match="retrain"):
         check_framing("m.pt", {"face_alignment": other}, tmp_path / "sim.h5")
+
+
+def test_report_note_says_how_faces_were_framed() -> None:
+    from fer_pipeline.align.warp import alignment_notes
+
+    assert alignment_notes({"mode": "none"}) == [] and alignment_notes(None) == []  # the demo's report keeps its bytes
+    (note,) = alignment_notes({"mode": "similarity", "template": 0.9, "size": 96})
+    assert "similarity" in note and "0.9" in note and "96 px" in note

@@ -75,6 +75,15 @@ def model_alignment(config: Mapping[str, Any]) -> Alignment:
     return Alignment.from_dict(config.get(RECORD_KEY))
 
 
+def alignment_notes(align_params: Mapping[str, Any] | None) -> list[str]:
+    """The report's note on how the faces were framed (none for `mode: none`: the images as they are)."""
+    al = Alignment.from_dict(align_params)
+    if al.mode == "none":
+        return []
+    return [f"Faces framed by the `align` stage: {al.mode} transform of eyes, nose tip and mouth corners onto the "
+            f"template (head {al.template:g} of the frame), {al.size} px; models, AU maps and metrics all use the framed faces."]
+
+
 def template(alignment: Alignment) -> np.ndarray:
     """(5, 2) target anchors in output pixels (`face_geometry.template_anchors`: one place for the canonical face)."""
     return template_anchors(alignment.size, alignment.template)
