@@ -18,9 +18,9 @@ from fer_pipeline.align.store import AlignedBlock, stream_aligned_store, write_n
 from fer_pipeline.align.warp import Alignment, Fallback, frame_face, framing_matrix, map_points
 from fer_pipeline.core.cluster import ENGINES, dask_client, ordered_map
 from fer_pipeline.core.paths import resolve_inside
+from fer_pipeline.data.affectnet import BOX_COLUMNS
 from fer_pipeline.data.images import ImageError, read_image
 from fer_pipeline.data.manifest import iter_manifest
-from fer_pipeline.landmarks.extract import BOX_COLUMNS
 from fer_pipeline.landmarks.store import N_POINTS, USABLE, Status, landmark_rows, open_landmark_store
 
 log = logging.getLogger(__name__)
