@@ -13,6 +13,7 @@ from fer_pipeline.data.images import ImageError
 #: Area name → module with `register(subparsers)`; each parser sets `func(args) -> int`. Add an area with one line.
 AREAS = {
     "landmarks": "fer_pipeline.cli_landmarks",
+    "align": "fer_pipeline.cli_align",
     "aus": "fer_pipeline.cli_aus",
     "explain": "fer_pipeline.explain",
     "predict": "fer_pipeline.predict.cli",

@@ -1,11 +1,13 @@
 """`fer explain IMAGE`: find the face and its 68 landmarks, predict the expression, and draw what the model looked at.
 
-Works on any photo: dlib's HOG detector finds the faces (the best-scoring one is kept; with none, the whole image is
-used, as for pre-cropped faces), the face box plus a margin is cropped to a square as the model was trained on, and
-the predicted class's AU map is rendered from the landmarks exactly as the `aumaps` stage does. One PNG shows the
-photo with the box and the 68 points, then the crop with the AU map, the CAM and the layer-5 attention; `--json`
-prints the prediction, the class probabilities and the map scores (against the predicted class's AU map, since a
-single photo has no ground truth). The 68-point model is trained on iBUG-300W: non-commercial use only.
+Works on any photo: the landmarks stage's dlib detector (HOG, Haar fallback; the best-scoring face is kept; with none,
+the whole image is used) finds the face and its 68 points, and `fer_pipeline.align.model_input` frames it with the
+alignment the model was trained with (model.pt's record: `align.mode: similarity` warps the face onto the template as
+the `align` stage did; `none` feeds the whole image, as training read its pre-aligned crops). The predicted class's AU
+map is rendered from the framed points exactly as the `aumaps` stage does. One PNG shows the photo with the framed
+region and the 68 points, then the framed face with the AU map, the CAM and the layer-5 attention; `--json` prints the
+prediction, the class probabilities and the map scores (against the predicted class's AU map, since a single photo has
+no ground truth). The 68-point model is trained on iBUG-300W: non-commercial use only.
 """
 
 from __future__ import annotations
@@ -22,59 +24,44 @@ import numpy as np
 from fer_pipeline.core import paths
 
 DEFAULT_MODEL = paths.model_path("cam-aus")
-#: Square crop side = (1 + 2·margin) × the larger side of the landmarks' box (the face then fills ~60 %, as in training).
-MARGIN = 0.3
-#: The crop centre sits this fraction of the landmarks' box height above its centre (room for the forehead).
-LIFT = 0.1
-#: Short side (px) below which the face detector searches an upsampled image.
-UPSAMPLE_BELOW = 400
+#: Side (px) of the framed face shown for a `mode: none` model (its input is the whole image at the input size).
+DISPLAY_SIDE = 256
 
 
 @dataclass
 class Face:
-    """68 landmarks (x, y pixels of the photo), the detector's box and score; `detected` False = whole-image fallback."""
+    """68 landmarks (x, y pixels of the photo; None when no face was found) and the detector's box (or the whole image)."""
 
-    points: np.ndarray
+    points: np.ndarray | None
     box: tuple[int, int, int, int]
-    score: float
+    status: str
     detected: bool
 
 
 def detect_face(rgb: np.ndarray) -> Face:
-    """Best-scoring dlib HOG face and its 68 landmarks; the whole image when no face is found.
+    """The landmarks stage's dlib68 detector (default settings: HOG, Haar fallback) and its 68 points, so a photo gets
+    the points (hence the framing) the `landmarks` + `align` stages would give it; no face: whole image, no points."""
+    from fer_pipeline.landmarks import dlib68
+    from fer_pipeline.landmarks.store import Status
 
-    Photos under UPSAMPLE_BELOW px (short side) are searched at twice their size: HOG misses faces under ~80 px.
-    """
-    import dlib
-    import face_recognition_models
-
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
-    h, w = rgb.shape[:2]
-    rects, scores, _ = detector.run(rgb, 1 if min(h, w) < UPSAMPLE_BELOW else 0, 0.0)
-    if len(rects):
-        best = int(np.argmax(scores))
-        rect, score, found = rects[best], float(scores[best]), True
-    else:
-        rect, score, found = dlib.rectangle(0, 0, w - 1, h - 1), float("nan"), False
-    shape = predictor(rgb, rect)
-    points = np.array([(p.x, p.y) for p in shape.parts()], np.float32)
-    return Face(points, (rect.left(), rect.top(), rect.right(), rect.bottom()), score, found)
+    model = dlib68.load(dlib68.Dlib68Config())
+    image = np.ascontiguousarray(rgb, dtype=np.uint8)
+    box, status = model.locate(image)
+    if box is None:
+        h, w = rgb.shape[:2]
+        return Face(None, (0, 0, w - 1, h - 1), Status(status).name.lower(), False)
+    return Face(model.points(image, box), box, Status(status).name.lower(), True)
 
 
-def face_crop(rgb: np.ndarray, points: np.ndarray, margin: float = MARGIN) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """Square crop around the landmarks (edge-replicated where it leaves the photo) and its box (x0, y0, x1, y1)."""
+def framed_region(matrix: np.ndarray, side: int) -> tuple[int, int, int, int]:
+    """Bounding box (x0, y0, x1, y1) in the photo of a side x side frame under the 2x3 image->frame `matrix`."""
     import cv2
 
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    side = int(round((1.0 + 2.0 * margin) * float(max(hi - lo))))
-    cx, cy = (lo + hi) / 2.0 - np.array([0.0, LIFT * float(hi[1] - lo[1])])
-    x0, y0 = int(round(cx - side / 2)), int(round(cy - side / 2))
-    h, w = rgb.shape[:2]
-    pad = max(0, -x0, -y0, x0 + side - w, y0 + side - h)
-    padded = cv2.copyMakeBorder(rgb, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else rgb
-    crop = padded[y0 + pad : y0 + pad + side, x0 + pad : x0 + pad + side]
-    return np.ascontiguousarray(crop), (x0, y0, x0 + side, y0 + side)
+    inv = cv2.invertAffineTransform(np.asarray(matrix, np.float64))
+    lo, hi = -0.5, side - 0.5  # the frame's outer pixel edges (pixel centres are integers)
+    corners = np.array([[lo, lo, 1], [hi, lo, 1], [lo, hi, 1], [hi, hi, 1]], np.float64) @ inv.T + 0.5  # image edges
+    (x0, y0), (x1, y1) = np.floor(corners.min(0) + 1e-6), np.ceil(corners.max(0) - 1e-6)
+    return int(x0), int(y0), int(x1), int(y1)
 
 
 def aumap_settings(params_path: Path = Path("params.yaml")) -> dict[str, Any]:
@@ -90,9 +77,9 @@ def aumap_settings(params_path: Path = Path("params.yaml")) -> dict[str, Any]:
 
 def explain(image: str | Path, model_path: str | Path, out: str | Path, device: str = "auto") -> dict[str, Any]:
     """Run the whole explanation for one photo, write the PNG to `out`, and return the JSON-able result."""
-    import cv2
     import torch
 
+    from fer_pipeline.align import Alignment, frame_face, framing_matrix, map_points, model_alignment, model_input
     from fer_pipeline.aumaps.render import render_maps
     from fer_pipeline.core.labels import LABELS, NEUTRAL
     from fer_pipeline.data.images import read_image
@@ -107,9 +94,12 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     model, config = load_model(model_path, dev)
     rgb = read_image(image)
     face = detect_face(rgb)
-    crop, box = face_crop(rgb, face.points)
-    size = int(config["input_size"])
-    small = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA if crop.shape[0] > size else cv2.INTER_LINEAR)
+    alignment = model_alignment(config)  # the framing the model was trained with (none for older models)
+    small, _ = model_input(rgb, face.points, alignment, int(config["input_size"]))
+    shown_as = alignment if alignment.mode != "none" else Alignment("none", alignment.template, DISPLAY_SIDE)
+    crop, matrix = frame_face(rgb, face.points, shown_as)  # what is drawn: the framing at a readable size
+    _, fallback = framing_matrix(face.points, rgb.shape[:2], alignment)
+    box = framed_region(matrix, crop.shape[0])
     planes = [np.ascontiguousarray(small[:, :, c]) for c in range(3)]  # the evaluation path's normalisation
     x = torch.from_numpy(to_tensor_planes(planes, None, normalizer(model.mean, model.std)))[None].to(dev)
     layer = model.layer_names[-1]
@@ -122,7 +112,7 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     settings = aumap_settings()
     s = int(settings["size"])
     side = crop.shape[0]
-    pts = face.points - np.array(box[:2], np.float32)
+    pts = map_points(face.points, matrix) if face.points is not None else np.full((68, 2), np.nan, np.float32)
     au, has = render_maps(
         pts[None],
         np.array([[side, side]]),
@@ -146,7 +136,8 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     title = f"{Path(image).name}: {LABELS[pred]} ({probs[pred]:.0%})" + (
         "" if face.detected else " - no face found, whole image used"
     )
-    fig = explain_figure(rgb, box, face.points, crop, au[0] if has[0] else None, cam.numpy(), att.numpy(), title)
+    points = face.points if face.points is not None else np.zeros((0, 2), np.float32)
+    fig = explain_figure(rgb, box, points, crop, au[0] if has[0] else None, cam.numpy(), att.numpy(), title)
     save_figure(fig, out)
     return {
         "image": str(image),
@@ -154,14 +145,16 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
         "figure": str(out),
         "face": {
             "detected": face.detected,
-            "score": face.score if face.detected else None,
-            "box": list(face.box),
-            "crop": list(box),
+            "status": face.status,
+            "box": [int(v) for v in face.box],
+            "framed": list(box),  # bounding box in the photo of the framed region
+            "alignment": alignment.to_dict(),
+            "fallback": fallback.name.lower(),
         },
         "prediction": LABELS[pred],
         "probabilities": {LABELS[k]: float(p) for k, p in enumerate(probs)},
         "scores": scores,
-        "landmarks": face.points.round(1).tolist(),
+        "landmarks": face.points.round(1).tolist() if face.points is not None else None,
     }
 
 
@@ -172,7 +165,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="predict the expression of a photo and draw its landmarks, AU map, CAM and attention",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("image", help="a photo (any size; the face is found and cropped)")
+    p.add_argument("image", help="a photo (any size; the face is found and framed as the model's training faces were)")
     p.add_argument("--model", default=str(DEFAULT_MODEL), help=f"model file (default: {DEFAULT_MODEL})")
     p.add_argument("--out", default=None, help="PNG to write (default: <image stem>_explain.png in the current folder)")
     p.add_argument("--json", action="store_true", help="print the prediction, probabilities and scores as JSON")

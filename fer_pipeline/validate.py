@@ -20,7 +20,7 @@ from fer_pipeline.core.cluster import ENGINES, ClusterError
 from fer_pipeline.core.codebook import CODEBOOKS
 from fer_pipeline.data.images import ImageError
 
-STAGES = ("prepare", "landmarks", "aus", "aumaps", "train", "evaluate", "report")
+STAGES = ("prepare", "landmarks", "align", "aus", "aumaps", "train", "evaluate", "report")
 
 
 class ParamsError(ValueError):
@@ -132,6 +132,10 @@ def check_synthetic(params: Mapping[str, Any]) -> None:
             synthetic_labels(int(get(params, "synthetic.n")), 0, parse_class_weights(get(params, "synthetic.class_weights")))
         except ValueError as e:
             raise ParamsError(str(e)) from None
+    if "canvas" in get(params, "synthetic"):  # optional: 0 = the aligned-crop demo
+        canvas, size = number(params, "synthetic.canvas", int, lo=0), number(params, "synthetic.size", int)
+        if 0 < canvas <= size:
+            raise ParamsError(f"synthetic.canvas={canvas} must be 0 (off) or larger than synthetic.size={size}")
 
 
 def check_landmarks(params: Mapping[str, Any]) -> None:
@@ -152,6 +156,19 @@ def check_landmarks(params: Mapping[str, Any]) -> None:
         bad = [f for f in _as_list(get(params, "landmarks.fallback")) if f not in FALLBACKS]
         if bad:
             raise ParamsError(f"landmarks.fallback has {bad}; valid steps: {', '.join(FALLBACKS)} (a list, tried in order)")
+
+
+def check_align(params: Mapping[str, Any]) -> None:
+    """`align.*`: a known mode, a template (head height / frame side) and size `Alignment` accepts, a worker count."""
+    from fer_pipeline.align.warp import MODES, Alignment
+
+    mode = choice(params, "align.mode", MODES)
+    template = number(params, "align.template", lo=0.2, hi=1.5)
+    size = number(params, "align.size", int, lo=16)
+    Alignment(mode, template, size)
+    n_jobs(params, "align.n_jobs")
+    number(params, "align.chunk_size", int, lo=1)
+    choice(params, "align.backend_joblib", ENGINES)
 
 
 def check_aus(params: Mapping[str, Any]) -> None:
@@ -248,11 +265,13 @@ def check_stage(stage: str, params: Mapping[str, Any], **kwargs: Any) -> Any:
     """Validate what `stage` reads; returns (TrainConfig, method options) for "train", else None."""
     if stage not in STAGES:
         raise ParamsError(f"unknown stage {stage!r}; valid: {', '.join(STAGES)}")
-    check_data(params, reads_images=stage in ("prepare", "landmarks", "train", "evaluate"))
+    check_data(params, reads_images=stage in ("prepare", "landmarks", "align", "train", "evaluate"))
     if stage == "prepare" and get(params, "data.dataset") == "synthetic":
         check_synthetic(params)
     elif stage == "landmarks":
         check_landmarks(params)
+    elif stage == "align":
+        check_align(params)
     elif stage == "aus":
         check_aus(params)
     elif stage == "aumaps":

@@ -3,6 +3,7 @@ image's AU heatmap (class codebook, or the AUs it shows: `aumaps.mode`) into HDF
 
 import sys
 
+from fer_pipeline.align.store import stage_inputs
 from fer_pipeline.aumaps.build import build_aumap_store_from_files
 from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import stage_params
@@ -20,10 +21,11 @@ def main() -> None:
     if active:  # codebook mode keeps the paper's store byte for byte (no new attributes, the AU store unread)
         settings.update(mode="active", restrict_to_codebook=restrict)
     out = paths.aumap_store(dataset)
+    _, _, points = stage_inputs(params["align"], dataset)  # the framed faces' points (align.mode none: the landmark store)
     has_map = build_aumap_store_from_files(  # read, rendered and written chunk by chunk: memory does not grow with N
         out,
         paths.manifest_path(dataset),
-        paths.landmark_store(dataset),
+        points,
         settings,
         paths.au_store(dataset) if active else None,
         codebook=str(p["codebook"]),

@@ -9,6 +9,7 @@ import sys
 # (0.59x the step time with 4 other processes on 2 cores, BENCHMARKS.md "Training step").
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from fer_pipeline.align.store import stage_inputs
 from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import evaluated_rows, stage_params
 from fer_pipeline.core.io import load_params
@@ -30,7 +31,8 @@ def main(method: str, aus: str, *cross: str) -> None:
     manifest = read_manifest(paths.manifest_path(dataset))
     if name is not None:
         manifest = evaluated_rows(manifest, str(params["crossdata"][name].get("split", "test")))
-    manifest, skipped = skip_unusable_images(manifest, paths.landmark_store(dataset))
+    _, faces, points = stage_inputs(params["align"], dataset)  # align.mode none: faces None, the image files
+    manifest, skipped = skip_unusable_images(manifest, points)
     print(describe_skipped(skipped, f"evaluate {run}", splits=("test",)))
     ext = evaluate_extended(
         model_path,
@@ -38,7 +40,8 @@ def main(method: str, aus: str, *cross: str) -> None:
         manifest=manifest,
         image_root=image_root(params["data"], dataset),
         aumap_path=paths.aumap_store(dataset),
-        landmark_path=paths.landmark_store(dataset),
+        landmark_path=points,
+        faces_path=faces,
         batch_size=int(p["batch_size"]),
         device=str(params["train"].get("device", "auto")),
         faithfulness_n=int(p.get("faithfulness_n", 128)),

@@ -4,6 +4,7 @@ import json
 
 import pandas as pd
 
+from fer_pipeline.align.warp import alignment_notes
 from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import cross_names
 from fer_pipeline.core.io import load_params, write_text
@@ -53,7 +54,8 @@ def main() -> None:
         name = f"{method}-samples.png"
         if write_compare_figure(panels, method, paths.REPORT_DIR / "figures" / name):
             figures[method] = f"figures/{name}"
-    text = render_report(table, shortcut, params["data"]["dataset"], method_notes(methods), recall_table(metrics, methods))
+    notes = method_notes(methods) + alignment_notes(params.get("align"))  # no note for align.mode none (the demo)
+    text = render_report(table, shortcut, params["data"]["dataset"], notes, recall_table(metrics, methods))
     text += render_extra(metrics, methods, figures)
     text += render_cross(xtable, {name: missing_classes(next(iter(d.values()))) for name, d in cross.items()})
     write_text(paths.REPORT_DIR / "tables.md", text)

@@ -9,6 +9,7 @@ import sys
 # (0.59x the step time with 4 other processes on 2 cores, BENCHMARKS.md "Training step").
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from fer_pipeline.align.store import stage_inputs
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
@@ -32,7 +33,8 @@ def main(method: str, aus: str) -> None:
     dataset = params["data"]["dataset"]
     cfg, options = check_stage("train", params, method=method)  # methods.<method> overrides train.*
     run = run_name(method, aus)
-    manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), paths.landmark_store(dataset))
+    alignment, faces, points = stage_inputs(params["align"], dataset)  # align.mode none: faces None, the image files
+    manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), points)
     print(describe_skipped(skipped, f"train {run}", splits=("train", "val")))
     summary = train_model(
         cfg,
@@ -44,6 +46,8 @@ def main(method: str, aus: str) -> None:
         live_dir=paths.live_dir(run),
         checkpoint_dir=paths.checkpoint_dir(run),
         model_kwargs=options,
+        faces_path=faces,
+        alignment=alignment.to_dict(),
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns; rank 0 wrote the model
         print(f"train {run}: {summary} -> {paths.model_path(run)}")

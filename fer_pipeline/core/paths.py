@@ -34,6 +34,16 @@ def landmark_qa_figure(dataset: str) -> Path:
     return Path("figures/landmarks") / f"{dataset}.png"
 
 
+def aligned_store(dataset: str) -> Path:
+    """The aligned-face HDF5 store (stage `align`; attributes only when `align.mode` is none)."""
+    return Path("data/aligned") / f"{dataset}.h5"
+
+
+def align_qa_figure(dataset: str) -> Path:
+    """The alignment QA figure (`fer align qa`): random framed faces with their points on the template."""
+    return Path("figures/align") / f"{dataset}.png"
+
+
 def au_store(dataset: str) -> Path:
     """The per-image AU activation HDF5 store (stage `aus`)."""
     return Path("data/aus") / f"{dataset}.h5"

@@ -98,25 +98,30 @@ def synthetic_labels(n: int, seed: int, weights: tuple[float, ...] | None = None
 
 
 def _write_faces(
-    seed: int, rows: range, labels: np.ndarray, split: np.ndarray, ids: list[str], cfg: Any, img_dir: Path
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Generate and write faces `rows` as PNGs; their (k,68,2) landmarks, cue classes and (k, len(AUS)) true AU
-    intensities (0 = not shown; each face depends on its row only)."""
+    seed: int, rows: range, labels: np.ndarray, split: np.ndarray, ids: list[str], cfg: Any, img_dir: Path, canvas: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Generate and write faces `rows` as PNGs; their (k,68,2) landmarks, cue classes, (k, len(AUS)) true AU
+    intensities (0 = not shown) and (k, 4) face boxes (`canvas` > 0: pasted into a photo-style frame; each face depends
+    on its row only)."""
+    from fer_pipeline.data.photo import paste_in_canvas
     from fer_pipeline.data.synthetic import make_sample
 
+    boxes = np.tile(np.array([0.0, 0.0, cfg.size, cfg.size]), (len(rows), 1))
     points = np.empty((len(rows), 68, 2), dtype=np.float32)
     cues = np.empty(len(rows), dtype=np.int64)
     au_truth = np.zeros((len(rows), len(AUS)), dtype=np.float32)  # every AU the face does not show is 0 (known absent)
     for j, i in enumerate(rows):
         s = make_sample(seed, i, int(labels[i]), str(split[i]), cfg)
-        points[j], cues[j] = s.landmarks, s.cue
+        image, points[j], cues[j] = s.image, s.landmarks, s.cue
+        if canvas:  # its own stream: the face itself is the same bytes with or without a canvas
+            image, points[j], boxes[j] = paste_in_canvas(image, s.landmarks, canvas, np.random.default_rng([seed, i, 1]))
         for au, v in s.au_intensity.items():
             au_truth[j, AUS.index(au)] = v
-        ok, buf = cv2.imencode(".png", cv2.cvtColor(s.image, cv2.COLOR_RGB2BGR))
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if not ok:
             raise RuntimeError(f"could not encode synthetic image {ids[i]}")
         (img_dir / f"{ids[i]}.png").write_bytes(buf.tobytes())  # plain write: img_dir is in prepare's temp folder
-    return points, cues, au_truth
+    return points, cues, au_truth, boxes
 
 
 def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path, *, n_jobs: int = 1) -> pd.DataFrame:
@@ -154,17 +159,25 @@ def prepare_synthetic(data: dict[str, Any], synth: dict[str, Any], out_dir: Path
     bar = tqdm(total=n, desc="synthetic faces", unit="img", mininterval=2.0)
     parts = []
     with Parallel(n_jobs=max(1, int(n_jobs)), return_as="generator") as parallel:
-        for part in parallel(delayed(_write_faces)(seed, rows, labels, split, ids, cfg, img_dir) for rows in chunks):
+        canvas = int(synth.get("canvas", 0))
+        for part in parallel(delayed(_write_faces)(seed, rows, labels, split, ids, cfg, img_dir, canvas) for rows in chunks):
             parts.append(part)
             bar.update(len(part[1]))
     bar.close()
-    points = np.concatenate([p for p, _, _ in parts])
-    cues = np.concatenate([c for _, c, _ in parts])
-    au_truth = np.concatenate([a for _, _, a in parts])
+    points = np.concatenate([p for p, _, _, _ in parts])
+    cues = np.concatenate([c for _, c, _, _ in parts])
+    au_truth = np.concatenate([a for _, _, a, _ in parts])
     write_landmark_csv(out_dir / GT_LANDMARKS, ids, points)
     write_au_csv(out_dir / GT_AUS, ids, au_truth)
     rel = [f"images/{s}.png" for s in ids]
-    return pd.DataFrame({"sample_id": ids, "path": rel, "label": labels, "split": split, "cue": cues})
+    df = pd.DataFrame({"sample_id": ids, "path": rel, "label": labels, "split": split, "cue": cues})
+    if canvas:  # the face box of each photo-style frame (x, y, w, h), as the AffectNet adapter writes it
+        from fer_pipeline.data.affectnet import BOX_COLUMNS
+
+        boxes = np.concatenate([b for _, _, _, b in parts])
+        for k, col in enumerate(BOX_COLUMNS):
+            df[col] = boxes[:, k].astype(np.int64)
+    return df
 
 
 def synthetic_truth(dataset: str, key: str | None = None) -> tuple[Path, Path] | None:

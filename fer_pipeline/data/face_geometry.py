@@ -97,6 +97,20 @@ def place_face(q: np.ndarray, size: int, frac: float, angle: float, squash: floa
     return np.c_[c * x - s * y, s * x + c * y] * (frac * size / (chin - top)) + size / 2
 
 
+#: Yaw-like horizontal squash of a generated face: SQUASH_LOW + SQUASH_SPAN * uniform(0, 1).
+SQUASH_LOW, SQUASH_SPAN = 0.86, 0.14
+
+
+def fit_in_frame(pts: np.ndarray, size: int, intensity_max: float, offset: np.ndarray) -> np.ndarray:
+    """Shift placed points into the size x size frame with room for the largest brow raise and jaw drop (so placement
+    stays label-free): centred, then moved by `offset` (x, y) fractions of the free border."""
+    _, _, ey, iod = face_frame(pts)
+    room = iod * max(1.0, intensity_max)
+    ext = np.r_[pts, pts[17:27] - ey * room * 0.2, pts[[7, 8, 9]] + ey * room * 0.45]
+    lo, hi = 2.0 - ext.min(0), size - 3.0 - ext.max(0)
+    return pts + np.where(lo < hi, (lo + hi) / 2 + offset * (hi - lo), (lo + hi) / 2)
+
+
 def mean_face(size: int) -> np.ndarray:
     """Canonical neutral face (68, 2) float32 in pixels of a size x size image: the generator's reference shape."""
     return place_face(_CANON, size, 0.68, 0.0, 1.0, 0.0).astype(np.float32)
@@ -143,3 +157,25 @@ def identity_shape(rng: np.random.Generator) -> np.ndarray:
     q[48:68, 1] += (u[11] - 0.5) * 0.08  # mouth height
     q[[48, 54, 60, 64], 1] += (u[12] - 0.5) * 0.03  # resting mouth-corner height
     return q + rng.normal(0.0, 0.006, q.shape)
+
+
+#: iBUG-68 indices of the alignment anchors: eye centres (means of the six lid points), nose tip, mouth corners.
+ANCHOR_GROUPS: tuple[tuple[int, ...], ...] = (tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,))
+
+
+def anchor_points(points: np.ndarray) -> np.ndarray:
+    """(..., 5, 2) alignment anchors of (..., 68, 2) landmarks: right eye, left eye, nose tip, mouth corners."""
+    p = np.asarray(points, np.float64)
+    return np.stack([p[..., list(g), :].mean(axis=-2) for g in ANCHOR_GROUPS], axis=-2)
+
+
+#: The demo's largest AU intensity (params `synthetic.intensity` top): sets the room `fit_in_frame` keeps, so the template.
+TEMPLATE_INTENSITY = 1.6
+
+
+def template_anchors(size: int, head_fraction: float) -> np.ndarray:
+    """(5, 2) anchors of the canonical neutral face placed as the generator places a face (upright, mean squash, head
+    `head_fraction` of a size x size image, centred by `fit_in_frame`): the alignment template, so an aligned face is
+    framed like a demo face."""
+    placed = place_face(_CANON, size, head_fraction, 0.0, SQUASH_LOW + SQUASH_SPAN / 2, 0.0)
+    return anchor_points(fit_in_frame(placed, size, TEMPLATE_INTENSITY, np.zeros(2)))

@@ -12,7 +12,16 @@ import numpy as np
 
 from fer_pipeline.core.codebook import CODEBOOKS, aus_for
 from fer_pipeline.core.labels import NUM_CLASSES
-from fer_pipeline.data.face_geometry import apply_aus, face_frame, identity_shape, mean_face, place_face
+from fer_pipeline.data.face_geometry import (
+    SQUASH_LOW,
+    SQUASH_SPAN,
+    apply_aus,
+    face_frame,
+    fit_in_frame,
+    identity_shape,
+    mean_face,
+    place_face,
+)
 
 __all__ = ["SyntheticConfig", "SyntheticSample", "apply_aus", "cue_box", "cue_for", "make_sample", "mean_face", "render_face"]
 
@@ -312,13 +321,9 @@ def make_sample(seed: int, index: int, label: int, split: str, cfg: SyntheticCon
     r_id, r_au, r_cue, r_img = (np.random.default_rng(s) for s in np.random.SeedSequence([seed, index]).spawn(4))
     u = r_id.random(6)
     frac = cfg.face_scale[0] + (cfg.face_scale[1] - cfg.face_scale[0]) * u[0]
-    roll, squash, skew = np.radians((u[1] - 0.5) * 2 * cfg.roll), 0.86 + 0.14 * u[2], (u[3] - 0.5) * 0.16
+    roll, squash, skew = np.radians((u[1] - 0.5) * 2 * cfg.roll), SQUASH_LOW + SQUASH_SPAN * u[2], (u[3] - 0.5) * 0.16
     pts = place_face(identity_shape(r_id), cfg.size, frac, roll, squash, skew)
-    _, _, ey, iod = face_frame(pts)
-    room = iod * max(1.0, cfg.intensity[1])  # room for the largest brow raise and jaw drop: placement stays label-free
-    ext = np.r_[pts, pts[17:27] - ey * room * 0.2, pts[[7, 8, 9]] + ey * room * 0.45]
-    lo, hi = 2.0 - ext.min(0), cfg.size - 3.0 - ext.max(0)
-    pts = pts + np.where(lo < hi, (lo + hi) / 2 + (u[4:6] - 0.5) * cfg.shift * (hi - lo), (lo + hi) / 2)
+    pts = fit_in_frame(pts, cfg.size, cfg.intensity[1], (u[4:6] - 0.5) * cfg.shift)
     intensity = float(r_au.uniform(*cfg.intensity))
     aus, strength = shown_aus(aus_for(label, cfg.codebook), intensity, r_au, cfg)
     pts = apply_aus(pts, aus, strength)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,11 +12,12 @@ import numpy as np
 import pandas as pd
 from torch.utils.data import DataLoader
 
+from fer_pipeline.align.store import read_matrices
+from fer_pipeline.align.warp import map_points
 from fer_pipeline.aumaps.render import from_uint8
 from fer_pipeline.aumaps.store import open_maps
 from fer_pipeline.core.io import write_text
 from fer_pipeline.core.labels import AU_CLASSES, LABELS, NUM_CLASSES
-from fer_pipeline.core.paths import resolve_inside
 from fer_pipeline.evaluate.active_truth import active_scores, read_truth
 from fer_pipeline.evaluate.extra_metrics import au_partition, extra_metrics
 from fer_pipeline.evaluate.faithfulness import Deletion, deletion_scores, subset_indices
@@ -26,7 +28,7 @@ from fer_pipeline.evaluate.run import EvalResult, evaluate_model, resolve_device
 from fer_pipeline.evaluate.shortcut import cue_metrics
 from fer_pipeline.landmarks.store import USABLE, read_landmark_store
 from fer_pipeline.models import load_model
-from fer_pipeline.train.dataset import FERDataset, read_rgb
+from fer_pipeline.train.dataset import FERDataset
 
 #: Side (pixels) of the images drawn in figures.
 DISPLAY = 112
@@ -109,18 +111,22 @@ def _faithfulness(
     batch_size: int,
     device: str,
     method: str | None = None,
+    faces_path: str | Path | None = None,
 ) -> tuple[Deletion, np.ndarray]:
     """Deletion scores on `n` evenly spaced rows of the split; returns them with the rows' true labels."""
     idx = subset_indices(len(rows), n)
     dev = resolve_device(device)
     model, config = load_model(model_path, dev, method=method)
     sub = rows.iloc[idx]
-    ds = FERDataset(sub, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std)
+    ds = FERDataset(sub, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std,
+                    faces_path=faces_path)
     batches = [x for x, *_ in DataLoader(ds, batch_size=batch_size, shuffle=False)]
     return deletion_scores(model, batches, steps=steps, device=dev), sub["label"].to_numpy(np.int64)
 
 
-def _class_means(paths: list[Path], au: np.ndarray, result: EvalResult) -> tuple[dict[str, np.ndarray], list[int]]:
+def _class_means(
+    read: Callable[[int], np.ndarray], au: np.ndarray, result: EvalResult
+) -> tuple[dict[str, np.ndarray], list[int]]:
     """Per AU class means of the images (read one at a time) and of the AU, CAM and attention maps over the class's
     samples with maps."""
     means: dict[str, list[np.ndarray]] = {"image": [], "au": [], "cam": [], "att": []}
@@ -130,7 +136,7 @@ def _class_means(paths: list[Path], au: np.ndarray, result: EvalResult) -> tuple
         counts.append(int(sel.size))
         image = np.zeros((DISPLAY, DISPLAY, 3))
         for i in sel:
-            image += read_rgb(paths[i], DISPLAY)
+            image += read(int(i))
         means["image"].append(image / max(1, sel.size))
         for key, arr in (("au", au), ("cam", result.cam_maps), ("att", result.att_maps)):
             means[key].append(arr[sel].astype(np.float64).mean(axis=0) if sel.size else np.zeros(arr.shape[1:]))
@@ -154,11 +160,13 @@ def evaluate_extended(
     figure_samples: int = 1,
     method: str | None = None,
     truth: tuple[Path, Path] | None = None,
+    faces_path: str | Path | None = None,
 ) -> Extended:
     """`evaluate_model` plus pointing game, energy shares, per-AU attention shares, deletion, cue shares and figure data;
     `truth` (the generator's AU and landmark CSVs) adds the scores against the true active-AU map (`active_truth.py`).
 
-    `method` reads the model out as that method (post-hoc methods on the CAM model); None = the model's own."""
+    `method` reads the model out as that method (post-hoc methods on the CAM model); None = the model's own.
+    `faces_path`: the aligned-face store (align.mode != none; `landmark_path` is then that store too)."""
     model_path, image_root, aumap_path = Path(model_path), Path(image_root), Path(aumap_path)
     result = evaluate_model(
         model_path,
@@ -170,6 +178,7 @@ def evaluate_extended(
         device=device,
         keep_maps=True,
         method=method,
+        faces_path=faces_path,
     )
     rows = manifest[manifest["split"] == split]
     reader = open_maps(aumap_path)
@@ -203,6 +212,8 @@ def evaluate_extended(
     )
     if truth is not None:
         intensity, true_pts = read_truth(truth[0], truth[1], result.sample_id)
+        if faces_path is not None:  # the generator's points are in the image files: move them into the framed faces
+            true_pts = map_points(true_pts, read_matrices(faces_path, result.sample_id))
         active_scores(m, cam=result.cam_maps, att=result.att_maps, labels=result.y, landmarks=true_pts,
                       image_size=image_size, intensity=intensity, attrs=reader.attrs)
     if "cue" in rows.columns and (rows["cue"].to_numpy() >= 0).any():
@@ -219,12 +230,13 @@ def evaluate_extended(
             batch_size=batch_size,
             device=device,
             method=method,
+            faces_path=faces_path,
         )
         add_deletion(m, deletion, labels)
-    paths = [resolve_inside(image_root, p) for p in rows["path"]]
-    means, counts = _class_means(paths, au, result)
+    view = FERDataset(rows, image_root, None, DISPLAY, train=False, cache_images=False, faces_path=faces_path)
+    means, counts = _class_means(view.read, au, result)
     pick = pick_samples(result.y, result.has_map, figure_samples)
-    images = np.stack([read_rgb(paths[i], DISPLAY) for i in pick]) if pick.size else np.zeros((0, DISPLAY, DISPLAY, 3), np.uint8)
+    images = np.stack([view.read(i) for i in pick]) if pick.size else np.zeros((0, DISPLAY, DISPLAY, 3), np.uint8)
     panel = Panel(
         sample_id=[result.sample_id[i] for i in pick],
         label=result.y[pick],

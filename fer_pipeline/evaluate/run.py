@@ -15,6 +15,8 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from fer_pipeline.align.store import store_alignment
+from fer_pipeline.align.warp import Alignment, model_alignment
 from fer_pipeline.core.io import write_json, write_text
 from fer_pipeline.core.labels import LABELS, NUM_CLASSES
 from fer_pipeline.core.paths import DETAILS_FILE
@@ -172,6 +174,15 @@ def summarize(inf: Inference, cue: np.ndarray | None = None) -> tuple[dict[str, 
     return metrics, confusion_matrix(y, pred, NUM_CLASSES)
 
 
+def check_framing(model_path: str | Path, config: dict[str, Any], faces_path: str | Path | None) -> None:
+    """Raise when the model was trained on other framings than the evaluation reads (align.* changed, train not rerun)."""
+    trained = model_alignment(config)
+    reads = store_alignment(faces_path) if faces_path is not None else Alignment()
+    if trained.mode != reads.mode or (reads.mode != "none" and trained != reads):
+        raise ValueError(f"{model_path} was trained on faces framed by {trained.to_dict()}, the evaluation reads "
+                         f"{reads.to_dict()}: retrain it (`dvc repro`) or set align.* back")
+
+
 def evaluate_model(
     model_path: str | Path,
     *,
@@ -184,16 +195,19 @@ def evaluate_model(
     num_workers: int = 0,
     keep_maps: bool = False,
     method: str | None = None,
+    faces_path: str | Path | None = None,
 ) -> EvalResult:
     """Load `model_path` through the registry (read out as `method` when given: post-hoc methods) and evaluate it on
     `manifest[split == split]` (all five layers in one pass)."""
     dev = resolve_device(device)
     model, config = load_model(model_path, dev, method=method)
+    check_framing(model_path, config, faces_path)
     model = model.to(memory_format=torch.channels_last)  # faster on CPU (oneDNN) and CUDA alike
     rows = manifest[manifest["split"] == split]
     if rows.empty:
         raise ValueError(f"the manifest has no {split!r} rows; splits present: {sorted(manifest['split'].unique())}")
-    ds = FERDataset(rows, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std)
+    ds = FERDataset(rows, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std,
+                    faces_path=faces_path)  # faces_path: the aligned-face store (align.mode != none)
     pin = dev.type == "cuda"
     loader = DataLoader(
         ds, batch_size=int(batch_size), shuffle=False, num_workers=int(num_workers), pin_memory=pin, collate_fn=collate

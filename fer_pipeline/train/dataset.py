@@ -11,6 +11,8 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from fer_pipeline.align.store import AlignedFaces
+from fer_pipeline.align.warp import resize_square
 from fer_pipeline.aumaps.render import from_uint8
 from fer_pipeline.aumaps.store import AUMapReader, NoMaps, open_maps
 from fer_pipeline.core.labels import NEUTRAL
@@ -30,22 +32,18 @@ Key = int | tuple[int, int]
 
 def read_rgb(path: str | Path, size: int) -> np.ndarray:
     """uint8 (size,size,3) RGB resized to the square input (the AU map covers the whole image too)."""
-    rgb = read_image(path)
-    h, w = rgb.shape[:2]
-    if (h, w) != (size, size):
-        interp = cv2.INTER_AREA if h > size or w > size else cv2.INTER_LINEAR
-        rgb = cv2.resize(rgb, (size, size), interpolation=interp)
-    return rgb
+    return resize_square(read_image(path), size)
 
 
-def store_rows(reader: AUMapReader | NoMaps, sample_ids: Sequence[str]) -> np.ndarray:
+def store_rows(reader: AUMapReader | NoMaps | AlignedFaces, sample_ids: Sequence[str]) -> np.ndarray:
     """Store row of each sample id (the store is in manifest order; matching by id catches a stale store)."""
     row_of = {sid: i for i, sid in enumerate(reader.sample_ids())}
     missing = [sid for sid in sample_ids if sid not in row_of]
+    kind, stage = ("aligned-face", "align") if isinstance(reader, AlignedFaces) else ("AU map", "aumaps")
     if missing:
         raise ValueError(
-            f"{len(missing)} manifest sample ids (e.g. {missing[0]!r}) are not in the AU map store {reader.path}; "
-            "rerun `dvc repro aumaps`"
+            f"{len(missing)} manifest sample ids (e.g. {missing[0]!r}) are not in the {kind} store {reader.path}; "
+            f"rerun `dvc repro {stage}`"
         )
     return np.fromiter((row_of[sid] for sid in sample_ids), dtype=np.int64, count=len(sample_ids))
 
@@ -86,6 +84,7 @@ class FERDataset(Dataset[Sample]):
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
         seed: int = 0,
+        faces_path: str | Path | None = None,
     ) -> None:
         self.input_size = int(input_size)
         self.train = bool(train)
@@ -95,12 +94,15 @@ class FERDataset(Dataset[Sample]):
         self.paths = [str(resolve_inside(root, p)) for p in manifest_rows["path"]]
         self.labels = manifest_rows["label"].to_numpy(dtype=np.int64)
         self.rows = store_rows(self.maps, ids)
+        # faces_path: the aligned-face store (align.mode != none): framed faces instead of the image files
+        self.faces = AlignedFaces(faces_path) if faces_path is not None else None
+        self.face_rows = store_rows(self.faces, ids) if self.faces is not None else None
         self.has_map = self.maps.has_map[self.rows] & (self.labels != NEUTRAL)
         self.norm, self.seed = normalizer(mean, std), int(seed)
         self.cache: list[np.ndarray] | None = None
         self.map_cache: np.ndarray | None = None
         if self._want_cache(cache_images):
-            self.cache = [read_rgb(p, self.input_size) for p in self.paths]
+            self.cache = [self.read(i) for i in range(len(self.paths))]
             self.map_cache = self.maps.read_u8(self.rows)  # ~3 KB a row; saves a gzip chunk decode per item
             if self.train:  # each image carries its map as a 4th channel: one warp per sample moves both
                 self.cache = [with_map(img, m) for img, m in zip(self.cache, self.map_cache, strict=True)]
@@ -113,9 +115,15 @@ class FERDataset(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def read(self, i: int) -> np.ndarray:
+        """uint8 (S,S,3) RGB of item i read now: its framed face from the aligned store, else its image file."""
+        if self.faces is not None and self.face_rows is not None:
+            return resize_square(self.faces.face(int(self.face_rows[i])), self.input_size)
+        return read_rgb(self.paths[i], self.input_size)
+
     def image(self, i: int) -> np.ndarray:
         """uint8 (S,S,3) RGB of item i (cached or read now)."""
-        return self.cache[i][:, :, :3] if self.cache is not None else read_rgb(self.paths[i], self.input_size)
+        return self.cache[i][:, :, :3] if self.cache is not None else self.read(i)
 
     def au_u8(self, i: int) -> np.ndarray:
         """uint8 (S0,S0) stored AU map of item i."""

@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
+from fer_pipeline.align.warp import RECORD_KEY, Alignment
 from fer_pipeline.core.io import file_sha256
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.evaluate.metrics import accuracy
@@ -189,12 +190,13 @@ def train_model(
     checkpoint_dir: Path | None = None,
     stop_after_epoch: int | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
+    faces_path: Path | None = None, alignment: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train on split "train", select the best val-accuracy epoch, save it to `model_out`; returns a summary.
 
     `stop_after_epoch` ends the run early after that epoch (checkpoint written, no model saved): a simulated
     interruption or a time-boxed job that a later `resume: true` run continues. `model_kwargs` are the method's
-    options (params.yaml `methods.<method>`). `live_dir=None` logs nothing (no DVCLive).
+    options (params.yaml `methods.<method>`). `live_dir=None` logs nothing (no DVCLive). `faces_path`/`alignment`: align stage.
 
     λ = 0 is the baseline: cross-entropy only, no AU maps read (`aumap_path` is ignored), no layer aligned or logged, so
     its model depends on none of `train.lambda`, `train.layers`, `train.align_loss` or the AU-map store.
@@ -237,6 +239,7 @@ def train_model(
         "cache_images": cfg.cache_images,
         "mean": model.mean,
         "std": model.std,
+        "faces_path": faces_path,
     }
     train_ds = FERDataset(train_rows, train=True, seed=cfg.seed, **common)
     val_ds = FERDataset(val_rows, train=False, **common) if not val_rows.empty and info.is_main else None
@@ -256,7 +259,7 @@ def train_model(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total=cfg.epochs * steps, warmup=warmup))
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
 
-    recorded = run_config(cfg, lam, model.init_config["model_kwargs"])
+    recorded = run_config(cfg, lam, model.init_config["model_kwargs"]) | {RECORD_KEY: Alignment.from_dict(alignment).to_dict()}
     maps_sha = file_sha256(maps) if maps is not None and Path(maps).is_file() else ""
     fp = fingerprint(recorded, train_rows["sample_id"].astype(str).tolist(), maps_sha)
     ckpt_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None

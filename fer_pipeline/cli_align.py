@@ -1,0 +1,33 @@
+"""`fer align qa`: the alignment QA figure of the current dataset's aligned-face store."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from fer_pipeline.core import paths
+from fer_pipeline.core.io import load_params
+
+
+def register(areas: Any) -> None:
+    """Add `align qa` to the `fer` parser."""
+    parser = areas.add_parser("align", help="face alignment QA")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    qa = commands.add_parser("qa", help="draw random framed faces with their points on the template, and rows per fallback")
+    qa.add_argument("--out", type=Path, default=None, help="PNG to write (default figures/align/<dataset>.png)")
+    qa.add_argument("-n", type=int, default=16, help="samples drawn (default 16)")
+    qa.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    qa.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default params.yaml)")
+    qa.set_defaults(func=qa_command)
+
+
+def qa_command(args: argparse.Namespace) -> int:
+    """Draw the QA figure of `data/aligned/<dataset>.h5` (run `dvc repro align` with align.mode: similarity first)."""
+    from fer_pipeline.align.qa import draw_align_qa
+
+    dataset = str(load_params(args.params)["data"]["dataset"])
+    out = args.out or paths.align_qa_figure(dataset)
+    counts = draw_align_qa(paths.aligned_store(dataset), out, n=args.n, seed=args.seed)
+    print(f"wrote {out}; rows per framing: {counts}")
+    return 0
