@@ -1,20 +1,22 @@
-"""Stage `align`: frame every manifest row's face by its landmarks into the aligned-face store (`align.mode: none`:
-a store of attributes only; later stages then read the images as they are)."""
+"""Stages `align` / `align-x@<name>` (an extra test dataset): frame every manifest row's face by its landmarks into
+the aligned-face store (`align.mode: none`: a store of attributes only; later stages then read the images as they are)."""
+
+import sys
 
 from fer_pipeline.align.stage import build_aligned_store
 from fer_pipeline.core import paths
+from fer_pipeline.core.crossdata import stage_params
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
 from fer_pipeline.validate import check_stage, run_stage
 
 
 def main() -> None:
-    params = load_params()
+    params, dataset, _ = stage_params(load_params(), sys.argv[1:2])  # dataset: the storage key
     check_stage("align", params)
-    dataset = params["data"]["dataset"]
     out = paths.aligned_store(dataset)
     summary = build_aligned_store(  # streamed block by block: memory does not grow with N
-        out, paths.manifest_path(dataset), paths.landmark_store(dataset), image_root(params["data"]), params["align"]
+        out, paths.manifest_path(dataset), paths.landmark_store(dataset), image_root(params["data"], dataset), params["align"]
     )
     framed = f"; framed by {summary['fallback']}" if summary["rows"] else ""
     print(f"align ({summary['mode']}): {summary['rows']} rows -> {out}{framed}")

@@ -14,7 +14,10 @@ import pytest
 import torch
 
 from fer_pipeline import cli
+from fer_pipeline.align.warp import DEFAULT_TEMPLATE, RECORD_KEY, Alignment, template
 from fer_pipeline.core.labels import LABELS, NUM_CLASSES
+from fer_pipeline.data.face_geometry import anchor_points
+from fer_pipeline.explain import framed_region
 from fer_pipeline.landmarks.dlib68 import Dlib68Config
 from fer_pipeline.models import create_model, load_model
 from fer_pipeline.models.io import save_model
@@ -135,27 +138,39 @@ def test_folder_keeps_every_image_with_a_status(model_path: Path, faces: tuple[P
     assert blank["status"] == NO_FACE and "hog, haar" in blank["reason"] and blank["pred"] == ""
 
 
-def test_astronaut_is_found_and_framed(model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A 512 x 512 photo: HOG finds the face, the framed square covers it (not the whole photo), maps are scored."""
+def test_astronaut_is_framed_as_the_model_was_trained(
+    model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 512 x 512 photo: HOG finds the face; a model trained on whole pre-aligned images (`align.mode: none`) gets the
+    whole photo resized, one trained with `similarity` gets her face warped with the eyes on the template."""
     skimage_data = pytest.importorskip("skimage.data")
     src = tmp_path / "in"
     src.mkdir()
     cv2.imwrite(str(src / "astronaut.png"), cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
-    out, maps = tmp_path / "p.csv", tmp_path / "m.h5"
-    assert (
-        cli.main(["predict", str(src), "--model", str(model_path), "--out", str(out), "--maps", str(maps), "--device", "cpu"])
-        == 0
-    )
-    assert "1 images (ok 1" in capsys.readouterr().out
-    row = pd.read_csv(out).iloc[0]
-    assert row["status"] == OK and (row["photo_h"], row["photo_w"]) == (512, 512)
-    with h5py.File(maps) as f:
-        m = np.vstack([f["matrix"][0], [0, 0, 1]])
-    x0, y0 = np.linalg.solve(m, [0, 0, 1])[:2]
-    x1, y1 = np.linalg.solve(m, [SIZE, SIZE, 1])[:2]
-    assert 100 < x0 < 220 and 0 <= y0 < 120 and 250 < x1 < 380 and 180 < y1 < 330  # Eileen Collins' face
-    if row["pred"] != "neutral":
-        assert math.isfinite(row["cam_cos"]) and 0.0 <= row["cam_cos"] <= 1.0
+    aligned = Alignment("similarity", DEFAULT_TEMPLATE, 112)
+    torch.manual_seed(0)
+    model = create_model("cam", backbone="resnet10t", output_stride=8, input_size=SIZE)
+    save_model(tmp_path / "aligned.pt", model, {"input_size": SIZE, RECORD_KEY: aligned.to_dict()})
+    for name, path in (("none", model_path), ("similarity", tmp_path / "aligned.pt")):
+        out, maps = tmp_path / f"{name}.csv", tmp_path / f"{name}.h5"
+        assert (
+            cli.main(["predict", str(src), "--model", str(path), "--out", str(out), "--maps", str(maps), "--device", "cpu"]) == 0
+        )
+        assert "1 images (ok 1" in capsys.readouterr().out
+        row = pd.read_csv(out).iloc[0]
+        assert row["status"] == OK and (row["photo_h"], row["photo_w"]) == (512, 512)
+        with h5py.File(maps) as f:
+            matrix, points = f["matrix"][0], f["points"][0]
+        x0, y0, x1, y1 = framed_region(matrix, SIZE)
+        if name == "none":
+            assert (x0, y0, x1, y1) == (0, 0, 512, 512)  # the whole photo, as training read whole images
+        else:
+            assert 100 < x0 < 220 and 0 <= y0 < 150 and 250 < x1 < 380 and 150 < y1 < 330  # Eileen Collins' face
+            want = template(Alignment("similarity", DEFAULT_TEMPLATE, SIZE))[:2]  # the eyes' anchors at the input size
+            eyes = anchor_points(points)[:2]
+            assert np.abs(eyes - want).max() < 2.0
+        if row["pred"] != "neutral":
+            assert math.isfinite(row["cam_cos"]) and 0.0 <= row["cam_cos"] <= 1.0
 
 
 def test_bad_inputs_name_the_problem(model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,6 +15,7 @@ from fer_pipeline import __version__
 from fer_pipeline.core import paths
 from fer_pipeline.core.cluster import dask_client
 from fer_pipeline.core.io import file_sha256
+from fer_pipeline.data.affectnet import BOX_COLUMNS
 from fer_pipeline.data.probe import ImageCheck, probe_images
 from fer_pipeline.landmarks import dlib68
 from fer_pipeline.landmarks.importer import PointsSource, align_with_reasons
@@ -23,7 +24,6 @@ from fer_pipeline.landmarks.store import LandmarkTable, Status
 
 log = logging.getLogger(__name__)
 #: Manifest columns with a face box (x, y, width, height), written by the AffectNet adapter.
-BOX_COLUMNS = ("box_x", "box_y", "box_w", "box_h")
 
 
 def with_points(

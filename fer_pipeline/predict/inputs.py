@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 
 from fer_pipeline.core.labels import LABELS, label_index
+from fer_pipeline.data.affectnet import BOX_COLUMNS
 from fer_pipeline.data.layout import IMAGE_EXTS, sample_id_of
 
-#: A face box in a manifest: x, y, width, height in pixels (AffectNet's columns; the landmark stage reads the same).
-BOX_COLUMNS = ("box_x", "box_y", "box_w", "box_h")
 #: Columns of the input table every later step reads; `label` is -1 where unknown.
 INPUT_COLUMNS = ("sample_id", "path", "label", *BOX_COLUMNS)
 

@@ -84,23 +84,15 @@ class FigureWriter:
         """One PNG per scored row of the block."""
         from fer_pipeline.data.images import read_image
         from fer_pipeline.evaluate.figures import explain_figure, save_figure
+        from fer_pipeline.explain import framed_region
 
         for i, (row, fr) in enumerate(zip(block.itertuples(index=False), framed, strict=True)):
             if i not in scored:
                 continue
             sc, j = scored[i]
             pred = int(sc.pred[j])
-            box = face_box(fr.matrix, fr.face.shape[0])
+            box = framed_region(fr.matrix, fr.face.shape[0])
             title = f"{row.sample_id}: {LABELS[pred]} ({sc.probs[j, pred]:.0%})"
             au: Any = sc.au[j] if sc.has_map[j] else None
             fig = explain_figure(read_image(row.path), box, fr.photo_points, fr.face, au, sc.cam[j], sc.att[j], title)
             save_figure(fig, self.folder / f"{row.sample_id}.png")
-
-
-def face_box(matrix: np.ndarray, side: int) -> tuple[int, int, int, int]:
-    """The photo-pixel box (x0, y0, x1, y1) that the framed face square covers (inverse of the 2x3 matrix)."""
-    a = np.vstack([matrix, [0.0, 0.0, 1.0]])
-    corners = np.linalg.inv(a) @ np.array([[0.0, side, 0.0, side], [0.0, 0.0, side, side], [1.0, 1.0, 1.0, 1.0]])
-    x0, y0 = corners[:2].min(axis=1)
-    x1, y1 = corners[:2].max(axis=1)
-    return round(x0), round(y0), round(x1), round(y1)

@@ -128,6 +128,7 @@ def predict(
     """Predict every image of a folder or manifest with a saved model; every input gets a CSV row (status + reason)."""
     from tqdm import tqdm
 
+    from fer_pipeline.align import model_alignment
     from fer_pipeline.core.io import atomic_path
     from fer_pipeline.evaluate.run import resolve_device
     from fer_pipeline.models import load_model
@@ -140,7 +141,7 @@ def predict(
     model, config = load_model(model_path, dev)
     model = model.to(memory_format=torch.channels_last)
     base = frame_cfg or FrameConfig()
-    cfg = FrameConfig(detector=base.detector, input_size=int(config["input_size"]))
+    cfg = FrameConfig(base.detector, model_alignment(config), int(config["input_size"]))  # framed as in training
     settings = aumap_settings()
     counts: Counter[str] = Counter()
     labelled = correct = 0
