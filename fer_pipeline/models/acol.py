@@ -20,12 +20,17 @@ from fer_pipeline.models.maps import minmax, select_class
 from fer_pipeline.models.registry import register_method
 
 
-def _classifier(in_channels: int, hidden: int, num_classes: int) -> nn.Sequential:
-    """ACoL's convolutional classifier producing class maps."""
+def _classifier(in_channels: int, hidden: int, num_classes: int, batchnorm: bool = False) -> nn.Sequential:
+    """ACoL's convolutional classifier producing class maps (`batchnorm`: BN before each ReLU, a from-scratch adaptation)."""
+    def norm() -> nn.Module:
+        return nn.BatchNorm2d(hidden) if batchnorm else nn.Identity()
+
     return nn.Sequential(
         nn.Conv2d(in_channels, hidden, 3, padding=1),
+        norm(),
         nn.ReLU(),
         nn.Conv2d(hidden, hidden, 3, padding=1),
+        norm(),
         nn.ReLU(),
         nn.Conv2d(hidden, num_classes, 1),
     )
@@ -34,10 +39,10 @@ def _classifier(in_channels: int, hidden: int, num_classes: int) -> nn.Sequentia
 class ACoLHead(nn.Module):
     """Classifiers A and B."""
 
-    def __init__(self, in_channels: int, num_classes: int, hidden: int) -> None:
+    def __init__(self, in_channels: int, num_classes: int, hidden: int, batchnorm: bool = False) -> None:
         super().__init__()
-        self.a = _classifier(in_channels, hidden, num_classes)
-        self.b = _classifier(in_channels, hidden, num_classes)
+        self.a = _classifier(in_channels, hidden, num_classes, batchnorm)
+        self.b = _classifier(in_channels, hidden, num_classes, batchnorm)
 
 
 def erase(feat: Tensor, attention: Tensor, threshold: float) -> Tensor:
@@ -49,11 +54,11 @@ def erase(feat: Tensor, attention: Tensor, threshold: float) -> Tensor:
 class ACoL(FERModel):
     """Adversarial complementary learning on a timm backbone."""
 
-    options = {"erase_threshold": 0.7, "hidden": 1024}
+    options = {"erase_threshold": 0.7, "hidden": 1024, "batchnorm": False}
 
     def build_head(self, in_channels: int, num_classes: int) -> nn.Module:
         """Two convolutional classifiers."""
-        return ACoLHead(in_channels, num_classes, int(self.opts["hidden"]))
+        return ACoLHead(in_channels, num_classes, int(self.opts["hidden"]), bool(self.opts["batchnorm"]))
 
     def forward(self, x: Tensor, layers: Sequence[int] = (5,)) -> ModelOutput:
         """Logits of A; cams: in eval the max of both classifiers' normalised maps, in training A's (B runs in extra_loss)."""
