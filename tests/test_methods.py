@@ -206,8 +206,8 @@ def test_vit_conv_stem_gives_the_linear_embeddings_token_grid() -> None:
     x = torch.randn(2, 3, 48, 48)
     with torch.no_grad():
         assert [f.shape for f in conv.backbone(x)] == [f.shape for f in linear.backbone(x)]
-    stem = conv.backbone.vit.patch_embed.proj
-    assert [(m.stride[0], m.out_channels) for m in stem if isinstance(m, torch.nn.Conv2d)] == [(2, 48), (2, 96), (2, 192), (1, 192)]
+    convs = [(m.stride[0], m.out_channels) for m in conv.backbone.vit.patch_embed.proj if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [(2, 48), (2, 96), (2, 192), (1, 192)]
     with pytest.raises(ValueError, match="power-of-two"):
         conv_stem(192, 6)
     with pytest.raises(ValueError, match="stem 'cnn' unknown"):
