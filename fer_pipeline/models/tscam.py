@@ -3,8 +3,10 @@
 Backbone: a timm ViT (`train.backbone`, DeiT-S `deit_small_patch16_224` in params.yaml's `methods.tscam`), built at
 the training input size (`img_size`, position embeddings resampled for other sizes) with `patch_size` and optional
 `depth` (0 = the model's own; smaller values make CPU tests cheap). `stem`: `linear` (default, DeiT's patch
-projection as published) or `conv` -- Xiao et al. 2021's convolutional stem (3x3 stride-2 conv-BN-ReLU layers down to
-the patch grid, `models/vit.conv_stem`), a from-scratch adaptation: the published TS-CAM starts from ImageNet DeiT
+projection as published), `conv` -- Xiao et al. 2021's convolutional stem (3x3 stride-2 conv-BN-ReLU layers down to
+the patch grid, `models/vit.conv_stem`) -- or a timm CNN name such as `resnet10t`: the ViT-Hybrid patch embedding
+(Dosovitskiy et al. 2021, §3.1; `models/vit.CNNStem`: the CNN's first four levels at stride `patch_size`, as APViT's
+stem here), from scratch. Both are from-scratch adaptations: the published TS-CAM starts from ImageNet DeiT
 weights, and trained from scratch on the CPU demo's 1,300 faces the linear patch embedding stays at chance (README
 "Table 1 on a CPU"), while early convolutions are what makes a ViT trainable from scratch with little data (Xiao et
 al.; APViT here, with its CNN stem, learns).
