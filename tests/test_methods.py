@@ -31,7 +31,7 @@ from fer_pipeline.models.wildcat import wildcat_pool
 from fer_pipeline.report.tables import build_table, method_notes, render_report
 from fer_pipeline.train import TrainConfig, train_model
 from fer_pipeline.train.config import method_params
-from tests.faces import write_faces
+from tests.faces import face_tensors, write_faces
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,6 +290,28 @@ def test_acol_erases_and_adds_branch_b_only_in_training() -> None:
     att = torch.tensor([[[0.1, 0.9], [0.7, 0.2]]])
     erased = erase(torch.ones(1, 3, 2, 2), att, 0.7)
     assert erased[0, 0].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_acol_batchnorm_keeps_classifier_a_alive() -> None:
+    """From scratch, AdamW at the demo's lr kills most of A's first-layer ReLUs within 15 steps; BN before them does not
+    (README "What was wrong": why the CPU preset sets methods.acol.batchnorm)."""
+    x, y, _, _ = face_tensors(70, size=48, seed=0)
+    alive = {}
+    for bn in (False, True):
+        torch.manual_seed(0)
+        model = create_model("acol", backbone="resnet10t", output_stride=8, input_size=48, hidden=128, batchnorm=bn).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(15):
+            idx = torch.randint(0, len(y), (16,), generator=g)
+            out = model(x[idx], layers=())
+            (F.cross_entropy(out.logits, y[idx]) + model.extra_loss(out, y[idx])).backward()
+            opt.step()
+            opt.zero_grad()
+        with torch.no_grad():
+            first = model.head.a[:3](model.eval().backbone(x)[-1])  # conv, BN (or identity), ReLU
+        alive[bn] = (first.amax(dim=(0, 2, 3)) > 0).float().mean().item()
+    assert alive[False] < 0.5 and alive[True] > 0.9, alive
 
 
 def test_cutmix_mixes_image_and_au_map_by_the_same_box_only_in_training() -> None:
