@@ -5,6 +5,9 @@ min-max map of the ground-truth class reaches `erase_threshold` and adds classif
 (ACoL's adversarial erasing). Evaluation: no erasing; the CAM of class k is max(minmax(A_k), minmax(B_k)), the fused
 map of the paper. Classifiers: conv3x3-ReLU-conv3x3-ReLU-conv1x1 with `hidden` channels (1024 in the published
 ResNet version). erase_threshold 0.7 is wsolevaluation's default. Layers 1..5: the backbone's stem and stages.
+`batchnorm` (default false, the published head, which sits on ImageNet-trained features): BatchNorm before each ReLU,
+a from-scratch adaptation -- without it, from scratch, AdamW kills most of A's first-layer ReLUs within ~15 steps and A
+(whose logits are the prediction) stays at chance (README "What was wrong (issue 18)"; `tests/test_methods.py`).
 """
 
 from __future__ import annotations
@@ -21,19 +24,12 @@ from fer_pipeline.models.registry import register_method
 
 
 def _classifier(in_channels: int, hidden: int, num_classes: int, batchnorm: bool = False) -> nn.Sequential:
-    """ACoL's convolutional classifier producing class maps (`batchnorm`: BN before each ReLU, a from-scratch adaptation)."""
-    def norm() -> nn.Module:
-        return nn.BatchNorm2d(hidden) if batchnorm else nn.Identity()
-
-    return nn.Sequential(
-        nn.Conv2d(in_channels, hidden, 3, padding=1),
-        norm(),
-        nn.ReLU(),
-        nn.Conv2d(hidden, hidden, 3, padding=1),
-        norm(),
-        nn.ReLU(),
-        nn.Conv2d(hidden, num_classes, 1),
-    )
+    """ACoL's convolutional classifier producing class maps (`batchnorm`: BN before each ReLU, a from-scratch adaptation;
+    without it the layers and their state_dict keys are the published head's)."""
+    layers: list[nn.Module] = []
+    for c_in in (in_channels, hidden):
+        layers += [nn.Conv2d(c_in, hidden, 3, padding=1), *([nn.BatchNorm2d(hidden)] if batchnorm else []), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Conv2d(hidden, num_classes, 1))
 
 
 class ACoLHead(nn.Module):
