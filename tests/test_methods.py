@@ -26,12 +26,12 @@ from fer_pipeline.models.loss import guided_loss
 from fer_pipeline.models.maps import minmax, select_class
 from fer_pipeline.models.prm import local_max_pool, peak_mask
 from fer_pipeline.models.registry import _METHODS
-from fer_pipeline.models.vit import block_forward
+from fer_pipeline.models.vit import block_forward, conv_stem
 from fer_pipeline.models.wildcat import wildcat_pool
 from fer_pipeline.report.tables import METRICS, build_table, method_notes, render_report
 from fer_pipeline.train import TrainConfig, train_model
 from fer_pipeline.train.config import method_params
-from tests.faces import write_faces
+from tests.faces import face_tensors, write_faces
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
@@ -199,6 +199,21 @@ def test_vit_blocks_with_exposed_attention_match_timm() -> None:
         torch.testing.assert_close(weights.sum(-1), torch.ones(2, blk.attn.num_heads, 17))
 
 
+def test_vit_conv_stem_gives_the_linear_embeddings_token_grid() -> None:
+    """TS-CAM `stem: conv` (Xiao et al. 2021): log2(patch) stride-2 conv-BN-ReLU layers + a 1x1 conv, same layers 1..5."""
+    linear = tiny("tscam").eval()
+    conv = create_model("tscam", backbone="deit_tiny_patch16_224", input_size=48, patch_size=8, depth=4, stem="conv").eval()
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        assert [f.shape for f in conv.backbone(x)] == [f.shape for f in linear.backbone(x)]
+    convs = [(m.stride[0], m.out_channels) for m in conv.backbone.vit.patch_embed.proj if isinstance(m, torch.nn.Conv2d)]
+    assert convs == [(2, 48), (2, 96), (2, 192), (1, 192)]
+    with pytest.raises(ValueError, match="power-of-two"):
+        conv_stem(192, 6)
+    with pytest.raises(ValueError, match="stem 'cnn' unknown"):
+        create_model("tscam", backbone="deit_tiny_patch16_224", input_size=48, patch_size=8, depth=4, stem="cnn")
+
+
 def test_pooling_heads() -> None:
     maps = torch.arange(10.0).view(1, 1, 2, 5)  # values 0..9
     torch.testing.assert_close(wildcat_pool(maps, kmax=0.2, kmin=0.2, alpha=0.7), torch.tensor([[(8.5 + 0.7 * 0.5) / 2]]))
@@ -270,9 +285,33 @@ def test_acol_erases_and_adds_branch_b_only_in_training() -> None:
         last = model.backbone(x)[-1]
         fused = torch.maximum(minmax(model.head.a(last)), minmax(model.head.b(last)))
         torch.testing.assert_close(ev.cams, fused)
+    bn = create_model("acol", backbone="resnet10t", output_stride=16, hidden=16, batchnorm=True)
+    assert [type(m).__name__ for m in bn.head.a] == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "Conv2d"]
     att = torch.tensor([[[0.1, 0.9], [0.7, 0.2]]])
     erased = erase(torch.ones(1, 3, 2, 2), att, 0.7)
     assert erased[0, 0].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+
+
+def test_acol_batchnorm_keeps_classifier_a_alive() -> None:
+    """From scratch, AdamW at the demo's lr kills most of A's first-layer ReLUs within 15 steps; BN before them does not
+    (README "What was wrong": why the CPU preset sets methods.acol.batchnorm)."""
+    x, y, _, _ = face_tensors(70, size=48, seed=0)
+    alive = {}
+    for bn in (False, True):
+        torch.manual_seed(0)
+        model = create_model("acol", backbone="resnet10t", output_stride=8, input_size=48, hidden=128, batchnorm=bn).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+        g = torch.Generator().manual_seed(0)
+        for _ in range(15):
+            idx = torch.randint(0, len(y), (16,), generator=g)
+            out = model(x[idx], layers=())
+            (F.cross_entropy(out.logits, y[idx]) + model.extra_loss(out, y[idx])).backward()
+            opt.step()
+            opt.zero_grad()
+        with torch.no_grad():
+            first = model.head.a[: 3 if bn else 2](model.eval().backbone(x)[-1])  # conv, (BN,) ReLU
+        alive[bn] = (first.amax(dim=(0, 2, 3)) > 0).float().mean().item()
+    assert alive[False] < 0.5 and alive[True] > 0.9, alive
 
 
 def test_cutmix_mixes_image_and_au_map_by_the_same_box_only_in_training() -> None:

@@ -5,6 +5,9 @@ min-max map of the ground-truth class reaches `erase_threshold` and adds classif
 (ACoL's adversarial erasing). Evaluation: no erasing; the CAM of class k is max(minmax(A_k), minmax(B_k)), the fused
 map of the paper. Classifiers: conv3x3-ReLU-conv3x3-ReLU-conv1x1 with `hidden` channels (1024 in the published
 ResNet version). erase_threshold 0.7 is wsolevaluation's default. Layers 1..5: the backbone's stem and stages.
+`batchnorm` (default false, the published head, which sits on ImageNet-trained features): BatchNorm before each ReLU,
+a from-scratch adaptation -- without it, from scratch, AdamW kills most of A's first-layer ReLUs within ~15 steps and A
+(whose logits are the prediction) stays at chance (README "What was wrong (issue 18)"; `tests/test_methods.py`).
 """
 
 from __future__ import annotations
@@ -20,24 +23,22 @@ from fer_pipeline.models.maps import minmax, select_class
 from fer_pipeline.models.registry import register_method
 
 
-def _classifier(in_channels: int, hidden: int, num_classes: int) -> nn.Sequential:
-    """ACoL's convolutional classifier producing class maps."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, hidden, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(hidden, hidden, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(hidden, num_classes, 1),
-    )
+def _classifier(in_channels: int, hidden: int, num_classes: int, batchnorm: bool = False) -> nn.Sequential:
+    """ACoL's convolutional classifier producing class maps (`batchnorm`: BN before each ReLU, a from-scratch adaptation;
+    without it the layers and their state_dict keys are the published head's)."""
+    layers: list[nn.Module] = []
+    for c_in in (in_channels, hidden):
+        layers += [nn.Conv2d(c_in, hidden, 3, padding=1), *([nn.BatchNorm2d(hidden)] if batchnorm else []), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Conv2d(hidden, num_classes, 1))
 
 
 class ACoLHead(nn.Module):
     """Classifiers A and B."""
 
-    def __init__(self, in_channels: int, num_classes: int, hidden: int) -> None:
+    def __init__(self, in_channels: int, num_classes: int, hidden: int, batchnorm: bool = False) -> None:
         super().__init__()
-        self.a = _classifier(in_channels, hidden, num_classes)
-        self.b = _classifier(in_channels, hidden, num_classes)
+        self.a = _classifier(in_channels, hidden, num_classes, batchnorm)
+        self.b = _classifier(in_channels, hidden, num_classes, batchnorm)
 
 
 def erase(feat: Tensor, attention: Tensor, threshold: float) -> Tensor:
@@ -49,11 +50,11 @@ def erase(feat: Tensor, attention: Tensor, threshold: float) -> Tensor:
 class ACoL(FERModel):
     """Adversarial complementary learning on a timm backbone."""
 
-    options = {"erase_threshold": 0.7, "hidden": 1024}
+    options = {"erase_threshold": 0.7, "hidden": 1024, "batchnorm": False}
 
     def build_head(self, in_channels: int, num_classes: int) -> nn.Module:
         """Two convolutional classifiers."""
-        return ACoLHead(in_channels, num_classes, int(self.opts["hidden"]))
+        return ACoLHead(in_channels, num_classes, int(self.opts["hidden"]), bool(self.opts["batchnorm"]))
 
     def forward(self, x: Tensor, layers: Sequence[int] = (5,)) -> ModelOutput:
         """Logits of A; cams: in eval the max of both classifiers' normalised maps, in training A's (B runs in extra_loss)."""

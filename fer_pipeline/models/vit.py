@@ -17,9 +17,12 @@ import torch
 from timm.models.vision_transformer import Block, VisionTransformer, checkpoint_filter_fn
 from torch import Tensor, nn
 
-from fer_pipeline.models.backbone import _match_keys, _read_state_dict, check_pretrained_name, is_weights_file
+from fer_pipeline.models.backbone import Backbone, _match_keys, _read_state_dict, check_pretrained_name, is_weights_file
 
 Pool = Callable[[Tensor, Tensor], Tensor]
+#: Patch embeddings: `linear` (ViT/DeiT's patch_size-strided projection), `conv` (Xiao et al.'s convolutional stem);
+#: any other value names a timm CNN whose first four feature levels embed the patches (ViT-Hybrid, `CNNStem`).
+STEMS = ("linear", "conv", "<timm CNN name>")
 
 
 def attention_forward(attn: nn.Module, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -65,6 +68,41 @@ def create_vit(name: str, pretrained: str, **kwargs: Any) -> nn.Module:
     return model
 
 
+def conv_stem(dim: int, patch_size: int, in_chans: int = 3) -> nn.Sequential:
+    """Xiao et al. 2021's convolutional stem ("Early convolutions help transformers see better"): log2(patch) 3x3
+    stride-2 conv-BN-ReLU layers, channels doubling up to `dim` (192: 48, 96, 192 for patch 8), then a 1x1 conv to
+    `dim` -- the same token grid as a `patch_size` linear patch embedding."""
+    steps = int(patch_size).bit_length() - 1
+    if patch_size < 2 or 2**steps != patch_size:
+        raise ValueError(f"a convolutional stem needs a power-of-two patch_size >= 2, got {patch_size}")
+    layers: list[nn.Module] = []
+    c_in = in_chans
+    for i in range(steps):
+        c_out = max(8, dim // 2 ** (steps - 1 - i))
+        layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+        c_in = c_out
+    return nn.Sequential(*layers, nn.Conv2d(c_in, dim, 1))
+
+
+class CNNStem(nn.Module):
+    """ViT-Hybrid patch embedding (Dosovitskiy et al., ICLR 2021, §3.1 "Hybrid Architecture"): a timm CNN's first four
+    feature levels at output stride `patch_size` (from scratch), then a 1x1 conv to the token width."""
+
+    def __init__(self, name: str, dim: int, patch_size: int) -> None:
+        super().__init__()
+        try:
+            self.body = Backbone(name, pretrained="none", output_stride=patch_size, levels=4)
+        except (RuntimeError, ValueError) as e:
+            raise ValueError(f"ViT stem {name!r} unknown: valid: linear, conv, or a timm CNN name such as resnet10t ({e})") from e
+        if self.body.reductions[self.body.layer_names[-1]] != patch_size:
+            raise ValueError(f"ViT stem {name!r} does not reach stride patch_size={patch_size} in its first four levels")
+        self.proj = nn.Conv2d(self.body.head_channels, dim, kernel_size=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, dim, H / patch, W / patch)."""
+        return self.proj(self.body(x)[-1])
+
+
 def token_grid(tokens: Tensor, prefix: int, h: int, w: int) -> Tensor:
     """(B, prefix + h·w, C) tokens -> (B, C, h, w) patch-token grid."""
     return tokens[:, prefix:].transpose(1, 2).reshape(tokens.shape[0], -1, h, w)
@@ -78,7 +116,7 @@ class ViTTokens(nn.Module):
     TS-CAM's semantic-agnostic attention map.
     """
 
-    def __init__(self, name: str, pretrained: str, img_size: int, patch_size: int, depth: int = 0) -> None:
+    def __init__(self, name: str, pretrained: str, img_size: int, patch_size: int, depth: int = 0, stem: str = "linear") -> None:
         super().__init__()
         kwargs: dict[str, Any] = {"num_classes": 0, "img_size": img_size, "patch_size": patch_size, "dynamic_img_size": True}
         if depth > 0:
@@ -89,6 +127,9 @@ class ViTTokens(nn.Module):
             raise ValueError(f"backbone {name!r} is not a timm VisionTransformer (e.g. deit_small_patch16_224): {e}") from e
         if not isinstance(self.vit, VisionTransformer):
             raise ValueError(f"backbone {name!r} is not a timm VisionTransformer (e.g. deit_small_patch16_224)")
+        if stem != "linear":  # replaces the linear patch projection (pretrained weights, if any, keep everything else)
+            dim = int(self.vit.embed_dim)
+            self.vit.patch_embed.proj = conv_stem(dim, patch_size) if stem == "conv" else CNNStem(stem, dim, patch_size)
         n = len(self.vit.blocks)
         if n < 4:
             raise ValueError(f"the ViT needs >= 4 blocks to name layers 1..4, got depth {n}")
