@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from fer_pipeline.align.store import read_fallback
+from fer_pipeline.align.warp import Fallback
 from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import cross_names, cross_params, evaluated_rows, stage_params
 from fer_pipeline.core.labels import LABELS
@@ -110,6 +112,7 @@ def test_two_synthetic_sets_and_the_astronaut_through_dvc_repro(clone: Path) -> 
     set_params(clone, {
         "synthetic.n": 84, "synthetic.size": 64, "train.input_size": 64, "train.epochs": 1, "train.batch_size": 16,
         "aumaps.n_jobs": 1, "landmarks.n_jobs": 1, "evaluate.faithfulness_n": 8,
+        "align.mode": "similarity", "align.size": 64,  # every dataset's faces framed on the template (align-x@<name>)
         "crossdata": {
             "wide": {"dataset": "synthetic", "root": "data/raw/synthetic",
                      "synthetic": {"n": 28, "seed": 5, "face_scale": [0.55, 0.65], "shift": 1.0}},
@@ -133,6 +136,9 @@ def test_two_synthetic_sets_and_the_astronaut_through_dvc_repro(clone: Path) -> 
             assert m["cam"]["cos"] != m["att"]["cos"]  # computed on this dataset, not copied
             n[name] = m["n"]
     assert n == {"wide": int((wide["split"] == "test").sum()), "tilted": 28, "astro": 1}  # split: all -> every row
+    for name in ("wide", "tilted", "astro"):  # framed by their landmarks, like the training faces
+        fallback = read_fallback(clone / "data/aligned/x" / f"{name}.h5")[1]
+        assert len(fallback) == {"wide": 28, "tilted": 28, "astro": 1}[name] and (fallback == Fallback.LANDMARKS).all()
     report = (clone / "reports/tables.md").read_text()
     assert "| method | metric | synthetic (own test) w/o | synthetic (own test) w/ | wide w/o | wide w/ | tilted w/o" in report
     assert "`astro` has no test image of neutral, surprise, fear, anger, disgust, sadness" in report
@@ -143,5 +149,5 @@ def test_two_synthetic_sets_and_the_astronaut_through_dvc_repro(clone: Path) -> 
     # A change to one extra dataset reruns its chain, its evaluations and the report only.
     set_params(clone, {"crossdata.tilted.synthetic.seed": 7})
     stale = set(json.loads(run(["dvc", "status", "--json"], clone).stdout))
-    assert stale == {"prepare-x@tilted", "landmarks-x@tilted", "evaluate-x@cam-noaus-tilted",
+    assert stale == {"prepare-x@tilted", "landmarks-x@tilted", "align-x@tilted", "evaluate-x@cam-noaus-tilted",
                      "evaluate-x@cam-aus-tilted", "report"}
