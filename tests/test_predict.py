@@ -23,6 +23,7 @@ from fer_pipeline.models import create_model, load_model
 from fer_pipeline.models.io import save_model
 from fer_pipeline.predict import CSV_COLUMNS, FrameConfig, predict
 from fer_pipeline.predict.frame import BAD_IMAGE, NO_FACE, OK
+from fer_pipeline.predict.inputs import read_inputs
 from fer_pipeline.train.dataset import FERDataset, collate
 from tests.faces import write_faces
 
@@ -66,6 +67,8 @@ def test_probabilities_equal_the_evaluation_path(model_path: Path, faces: tuple[
                 str(out),
                 "--detector",
                 "none",
+                "--split",
+                "test",
                 "--device",
                 "cpu",
                 "--batch-size",
@@ -171,6 +174,32 @@ def test_astronaut_is_framed_as_the_model_was_trained(
             assert np.abs(eyes - want).max() < 2.0
         if row["pred"] != "neutral":
             assert math.isfinite(row["cam_cos"]) and 0.0 <= row["cam_cos"] <= 1.0
+
+
+def test_manifest_root_split_and_labels(tmp_path: Path) -> None:
+    """`--root` anchors relative paths, `--split` keeps one split, labels are names or indices, boxes are read."""
+    (tmp_path / "imgs").mkdir()
+    csv = tmp_path / "lists" / "m.csv"
+    csv.parent.mkdir()
+    pd.DataFrame(
+        {
+            "path": ["a.png", "b.png", str(tmp_path / "abs.png")],
+            "label": ["happy", 5, "contempt"],
+            "split": ["test", "train", "test"],
+            "box_x": [1, 2, None],
+            "box_y": [1, 2, 3],
+            "box_w": [10, 10, 10],
+            "box_h": [10, 10, 10],
+        }
+    ).to_csv(csv, index=False)
+    got = read_inputs(csv, root=tmp_path / "imgs", split="test")
+    assert got["path"].tolist() == [str(tmp_path / "imgs" / "a.png"), str(tmp_path / "abs.png")]
+    assert got["label"].tolist() == [LABELS.index("happiness"), -1]  # a class outside the label space: unknown
+    assert got["box_x"].tolist()[0] == 1 and np.isnan(got["box_x"].tolist()[1])
+    assert read_inputs(csv)["path"].tolist()[0] == str(csv.parent / "a.png")  # default root: the CSV's folder
+    assert read_inputs(csv)["label"].tolist()[1] == 5
+    with pytest.raises(ValueError, match="no rows with split 'val'"):
+        read_inputs(csv, split="val")
 
 
 def test_bad_inputs_name_the_problem(model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
