@@ -143,6 +143,7 @@ def test_two_synthetic_sets_and_the_astronaut_through_dvc_repro(clone: Path) -> 
     assert "| method | metric | synthetic (own test) w/o | synthetic (own test) w/ | wide w/o | wide w/ | tilted w/o" in report
     assert "`astro` has no test image of neutral, surprise, fear, anger, disgust, sadness" in report
     assert "`wide` has no test image" not in report
+    assert "Faces framed by the `align` stage: similarity transform" in report  # the report says how faces were framed
     assert "wide w/o" in (clone / "reports/tables.csv").read_text().splitlines()[0]
     assert json.loads(run(["dvc", "status", "--json"], clone).stdout or "{}") == {}
 
