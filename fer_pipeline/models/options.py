@@ -5,20 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_TRUE = {"1", "true", "yes", "on", "y"}
-_FALSE = {"0", "false", "no", "off", "n", ""}
+from fer_pipeline.core.io import parse_bool
 
 
 def _cast(method: str, name: str, value: Any, default: Any) -> Any:
     """Cast one option to the type of its default (`dvc exp run -S` may hand over "0.7" or "true")."""
     where = f"methods.{method}.{name}={value!r}"
     if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in _TRUE | _FALSE:
-            return text in _TRUE
-        raise ValueError(f"{where} is not a boolean; valid: true, false")
+        return parse_bool(f"methods.{method}.{name}", value)
     if isinstance(default, (int, float)):
         try:
             number = float(str(value).strip()) if isinstance(value, str) else float(value)
