@@ -4,7 +4,8 @@ Each thread setting runs in its own child process (OpenMP reads its environment 
 round after round, and each child times bare steps, data-only batches and real loop steps interleaved. Also times one
 sample of the joint augmentation: the torchvision v2 chain this project used before vs the single cv2 warp now.
 
-    python benchmarks/train_step.py [--steps 4] [--rounds 2] [--size 112] [--batch 32]
+    python benchmarks/train_step.py [--steps 4] [--rounds 2] [--size 112] [--batch 32] [--backbone resnet18]
+        [--output-stride 16]
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from pathlib import Path
 from common import ROOT, interleaved, machine, synthetic_dataset
 
 VARIANTS: dict[str, dict[str, str]] = {
-    "2 threads": {},
+    "2 threads": {},  # the OpenMP runtime's own wait policy (OMP_WAIT_POLICY unset)
+    "2 threads, OMP active": {"OMP_WAIT_POLICY": "ACTIVE"},
     "2 threads, OMP passive": {"OMP_WAIT_POLICY": "PASSIVE"},
     "1 thread": {"FER_BENCH_THREADS": "1"},
 }
 
 
-def child(data: Path, steps: int, size: int, batch: int) -> dict[str, float]:
+def child(data: Path, steps: int, size: int, batch: int, backbone: str, stride: int) -> dict[str, float]:
     """In a fresh process: median seconds of a bare step, a data-only batch and a real loop step."""
     import itertools
 
@@ -44,9 +46,11 @@ def child(data: Path, steps: int, size: int, batch: int) -> dict[str, float]:
 
     threads = int(os.environ.get("FER_BENCH_THREADS", "0"))
     loop.set_cpu_threads(threads)
-    cfg = TrainConfig(backbone="resnet18", output_stride=16, input_size=size, batch_size=batch, device="cpu", cache_images="true")
+    cfg = TrainConfig(
+        backbone=backbone, output_stride=stride, input_size=size, batch_size=batch, device="cpu", cache_images="true"
+    )
     manifest = pd.read_csv(data / "manifest.csv", dtype={"sample_id": str})
-    model = create_model("cam", backbone="resnet18", output_stride=16).to(memory_format=torch.channels_last)
+    model = create_model("cam", backbone=backbone, output_stride=stride).to(memory_format=torch.channels_last)
     ds = FERDataset(manifest, data, data / "aumaps.h5", size, train=True, cache_images="true", mean=model.mean, std=model.std)
     sampler = EpochSampler(ds, seed=0)
     dl = loop._loader(ds, cfg, train=True, device=torch.device("cpu"), generator=torch.Generator(), sampler=sampler)
@@ -127,10 +131,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--size", type=int, default=112)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--backbone", default="resnet18", help="the demo's: resnet10t (with --output-stride 8 --size 64 --batch 16)")
+    ap.add_argument("--output-stride", type=int, default=16)
     ap.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print("RESULT", json.dumps(child(args.child, args.steps, args.size, args.batch)))
+        result = child(args.child, args.steps, args.size, args.batch, args.backbone, args.output_stride)
+        print("RESULT", json.dumps(result))
         return
     print(f"machine: {machine()}")
     aug = augmentation_sample(args.size)
@@ -147,9 +154,11 @@ def main() -> None:
             for name, env in VARIANTS.items():
                 t = time.perf_counter()
                 cmd = [sys.executable, __file__, "--child", str(data), "--steps", str(args.steps), "--size", str(args.size)]
+                cmd += ["--batch", str(args.batch), "--backbone", args.backbone, "--output-stride", str(args.output_stride)]
+                inherited = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
                 res = subprocess.run(
-                    [*cmd, "--batch", str(args.batch)],
-                    env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+                    cmd,
+                    env={**inherited, **env, "PYTHONPATH": str(ROOT)},
                     capture_output=True,
                     text=True,
                     check=True,
@@ -157,7 +166,8 @@ def main() -> None:
                 line = next(x for x in res.stdout.splitlines() if x.startswith("RESULT"))
                 results[name].append(json.loads(line.split(" ", 1)[1]))
                 print(f"  ({name}: child took {time.perf_counter() - t:.0f} s)", flush=True)
-    print(f"resnet18 os16, {args.size} px, batch {args.batch}, lambda 4, medians over {args.rounds} rounds x {args.steps} steps:")
+    setting = f"{args.backbone} os{args.output_stride}, {args.size} px, batch {args.batch}, lambda 4"
+    print(f"{setting}, medians over {args.rounds} rounds x {args.steps} steps:")
     for name, rows in results.items():
         med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
         over = med["real loop step"] / med["bare step"]

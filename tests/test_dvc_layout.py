@@ -4,10 +4,13 @@ baseline (dvc.lock, headline metrics) kept true, and test clones that never see 
 from __future__ import annotations
 
 import json
+import os
+import runpy
 import subprocess
 from dataclasses import fields
 from pathlib import Path
 
+import pytest
 import yaml
 
 from fer_pipeline.core.presets import flatten as flatten_params
@@ -131,3 +134,15 @@ def test_clone_of_this_checkout_has_no_run_outputs(tmp_path: Path) -> None:
     for rel in ("dvc.lock", "reports/tables.md"):  # tracked outputs come as committed at HEAD
         head = subprocess.run(["git", "show", f"HEAD:{rel}"], cwd=ROOT, capture_output=True).stdout
         assert (clone / rel).read_bytes() == head
+
+
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py"])
+@pytest.mark.parametrize("policy", [None, "ACTIVE"])
+def test_torch_stages_keep_the_users_omp_wait_policy(script: str, policy: str | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Passive OpenMP waits by default (a shared machine), a policy set before `dvc repro` kept (ACTIVE alone: README)."""
+    if policy is None:
+        monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    else:
+        monkeypatch.setenv("OMP_WAIT_POLICY", policy)
+    runpy.run_path(str(ROOT / "pipeline" / script), run_name="stage_under_test")  # top level only, not main()
+    assert os.environ["OMP_WAIT_POLICY"] == (policy or "PASSIVE")

@@ -22,7 +22,7 @@ from fer_pipeline.landmarks.dlib68 import Dlib68Config
 from fer_pipeline.models import create_model, load_model
 from fer_pipeline.models.io import save_model
 from fer_pipeline.predict import CSV_COLUMNS, FrameConfig, predict
-from fer_pipeline.predict.frame import BAD_IMAGE, NO_FACE, OK
+from fer_pipeline.predict.frame import BAD_IMAGE, FALLBACK, NO_FACE, OK
 from fer_pipeline.predict.inputs import read_inputs
 from fer_pipeline.train.dataset import FERDataset, collate
 from tests.faces import write_faces
@@ -140,6 +140,13 @@ def test_folder_keeps_every_image_with_a_status(model_path: Path, faces: tuple[P
     blank = pd.read_csv(out2, keep_default_na=False).set_index("sample_id").loc["blank"]
     assert blank["status"] == NO_FACE and "hog, haar" in blank["reason"] and blank["pred"] == ""
 
+    # `--fallback haar whole`: when no detector finds a face the whole image is used, and the row says so.
+    out3 = tmp_path / "p3.csv"
+    argv = ["predict", str(src), "--model", str(model_path), "--out", str(out3), "--device", "cpu", "--fallback", "haar", "whole"]
+    assert cli.main(argv) == 0
+    blank = pd.read_csv(out3, keep_default_na=False).set_index("sample_id").loc["blank"]
+    assert blank["status"] == FALLBACK and "fallback" in blank["reason"] and blank["pred"] in LABELS
+
 
 def test_astronaut_is_framed_as_the_model_was_trained(
     model_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -174,6 +181,13 @@ def test_astronaut_is_framed_as_the_model_was_trained(
             assert np.abs(eyes - want).max() < 2.0
         if row["pred"] != "neutral":
             assert math.isfinite(row["cam_cos"]) and 0.0 <= row["cam_cos"] <= 1.0
+
+    # `--detect-max-side` reaches the detector: shrunk to 48 px her face is too small for HOG (no fallback tried).
+    out = tmp_path / "small.csv"
+    argv = ["predict", str(src), "--model", str(model_path), "--out", str(out), "--device", "cpu", "--detect-max-side", "48"]
+    assert cli.main([*argv, "--fallback"]) == 0
+    row = pd.read_csv(out).iloc[0]
+    assert row["status"] == NO_FACE and "tried hog;" in row["reason"]
 
 
 def test_manifest_root_split_and_labels(tmp_path: Path) -> None:
