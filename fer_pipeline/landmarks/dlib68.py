@@ -20,7 +20,7 @@ FALLBACKS = ("hog", "haar", "box", "whole")
 #: A face box: left, top, right, bottom (inclusive pixels, dlib's convention).
 Box = tuple[int, int, int, int]
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
-#: Default long side (px) of the copy detectors search: faces from ~100 px in a 2000 px photo, 17x faster HOG there.
+#: Default long side (px) of the copy detectors search: faces from ~100 px in a 2000 px photo; 4.4x faster end to end there.
 DETECT_MAX_SIDE = 800
 
 
