@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
+import runpy
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +105,21 @@ def test_ablation_figures(tmp_path: Path) -> None:
     for name, hw in (("lambda.png", (400, 600)), ("layers.png", (450, 1000))):
         img = cv2.imread(str(tmp_path / name))
         assert img is not None and img.shape[:2] == hw and img.var() > 100.0, name
+
+
+def test_script_with_saved_json_and_lambda_layers_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`python pipeline/ablations.py --json F --lambda 1 --layers 4`: the README's overrides pick the curve's layer set
+    and the table's λ (the default picks the most common ones, a different report)."""
+    (tmp_path / paths.PAPER_LAYER_TABLE).parent.mkdir(parents=True)
+    shutil.copy(ROOT / paths.PAPER_LAYER_TABLE, tmp_path / paths.PAPER_LAYER_TABLE)
+    (tmp_path / "show.json").write_text(json.dumps(SHOW))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ablations.py", "--json", "show.json", "--lambda", "1", "--layers", "4"])
+    runpy.run_path(str(ROOT / "pipeline" / "ablations.py"), run_name="__main__")
+    table = experiments_table(SHOW)
+    paper = pd.read_csv(ROOT / paths.PAPER_LAYER_TABLE)
+    want = render_ablations(lambda_curve(table, "4"), layer_table(table, paper, 1.0), table)
+    default = render_ablations(lambda_curve(table), layer_table(table, paper), table)
+    got = (tmp_path / paths.REPORT_DIR / "ablations.md").read_text(encoding="utf-8")
+    assert got.strip() == want.strip() and want != default
+    assert (tmp_path / paths.REPORT_DIR / "ablations" / "lambda.png").stat().st_size > 0

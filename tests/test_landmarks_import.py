@@ -98,6 +98,9 @@ def test_cli_import_then_stage_then_qa(rafdb: pd.DataFrame, tmp_path: Path, caps
     png = paths.landmark_qa_figure("rafdb")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "'imported': " + str(len(ids)) in capsys.readouterr().out
     assert read_landmark_store(paths.landmark_store("rafdb")).sample_id == ids
+    worst = tmp_path / "worst.png"
+    assert main(["landmarks", "qa", "-n", "4", "--worst", "--out", str(worst)]) == 0  # the worst-shaped rows instead
+    assert worst.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "shape residual" in capsys.readouterr().out
 
     pd.DataFrame({"sample_id": ["nobody"], **{f"x{i}": [1.0] for i in range(68)}, **{f"y{i}": [1.0] for i in range(68)}}).to_csv(
         tmp_path / "strangers.csv", index=False

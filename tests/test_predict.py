@@ -142,10 +142,14 @@ def test_folder_keeps_every_image_with_a_status(model_path: Path, faces: tuple[P
 
     # `--fallback haar whole`: when no detector finds a face the whole image is used, and the row says so.
     out3 = tmp_path / "p3.csv"
+    # Also `--n-jobs 2 --figures DIR` from the command line: the same rows, a figure per predicted face.
+    out3, figs3 = tmp_path / "p3.csv", tmp_path / "figs3"
     argv = ["predict", str(src), "--model", str(model_path), "--out", str(out3), "--device", "cpu", "--fallback", "haar", "whole"]
-    assert cli.main(argv) == 0
-    blank = pd.read_csv(out3, keep_default_na=False).set_index("sample_id").loc["blank"]
+    assert cli.main([*argv, "--n-jobs", "2", "--figures", str(figs3)]) == 0
+    got3 = pd.read_csv(out3, keep_default_na=False).set_index("sample_id")
+    blank = got3.loc["blank"]
     assert blank["status"] == FALLBACK and "fallback" in blank["reason"] and blank["pred"] in LABELS
+    assert sorted(p.stem for p in figs3.glob("*.png")) == sorted(got3.index[got3["pred"] != ""])
 
 
 def test_astronaut_is_framed_as_the_model_was_trained(
