@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test lint clean gpu-wheels
+.PHONY: install repro test lint docs clean gpu-wheels
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -17,11 +17,16 @@ repro: install
 	@echo "Report: $(CURDIR)/reports/tables.md   (compare commits: dvc metrics diff)"
 
 test: install
-	ruff check fer_pipeline pipeline tests benchmarks
+	ruff check fer_pipeline pipeline tests benchmarks docs
 	python -m pytest -q -p no:cacheprovider tests
 
 lint: install
-	ruff check fer_pipeline pipeline tests benchmarks
+	ruff check fer_pipeline pipeline tests benchmarks docs
+
+# The docs site, offline: open site/index.html. The parameter reference is regenerated first (docs/gen_reference.py).
+docs: install
+	python docs/gen_reference.py
+	mkdocs build --strict --site-dir site
 
 # Wheels for the GPU machine (no network there; KINDS.md lists what its image holds), carried as `.whl` (ignored):
 # the project's pure-Python deps it lacks, for the post-hoc methods (gradcam, gradcampp, layercam). The GPU check

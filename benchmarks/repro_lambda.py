@@ -1,4 +1,4 @@
-"""`dvc repro` after a λ change, side by side: this checkout vs the layout before issue 12 (where the λ = 0 run
+"""`dvc repro` after a λ change, side by side: this checkout vs the earlier layout (where the λ = 0 run
 listed every `train` key and so retrained on every λ change). Both run in temporary clones with the same tiny params.
 
 No upstream stage may rerun; this checkout reruns only the guided train, its evaluation and the report. Each stage's
@@ -24,7 +24,7 @@ from common import ROOT, machine
 
 from tests.conftest import make_clone, set_params
 
-#: The last commit before issue 12 (train@<method>-noaus depended on the whole `train` section).
+#: The last commit of the earlier layout (train@<method>-noaus depended on the whole `train` section).
 BEFORE = "c72b6c6"
 UPSTREAM = ("prepare", "landmarks", "aumaps")
 

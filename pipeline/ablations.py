@@ -1,6 +1,6 @@
 """Ablation figures and tables from `dvc exp show --json`: the λ curve (Fig. 5) and the layer table (Table 3).
 
-Run after the queued sweeps have finished (README, "Ablations"): `python pipeline/ablations.py`
+Run after the queued sweeps have finished (docs/guides/review.md, "Ablations"): `python pipeline/ablations.py`
 (or `--json saved.json` to draw from a saved `dvc exp show --json`). Writes reports/ablations.md and
 reports/ablations/{lambda,layers}.png, experiments.csv.
 """
@@ -39,7 +39,7 @@ def main() -> None:
         text = subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
     exps = experiments_table(json.loads(text), args.method)
     if exps.empty:
-        raise SystemExit("no experiment with train.lambda/train.layers params and metrics found; run the sweeps first (README)")
+        raise SystemExit("no experiment with train.lambda/train.layers params and metrics found; run the sweeps first (docs/guides/review.md)")
     curve = lambda_curve(exps, layers_label(args.layers) if args.layers else None)
     layers = layer_table(exps, pd.read_csv(paths.PAPER_LAYER_TABLE), args.lam)
     out = paths.REPORT_DIR / "ablations"

@@ -1,4 +1,4 @@
-"""Three-way table λ = 0 / codebook guidance / active guidance from `dvc exp show --json` (README, "Active AUs").
+"""Three-way table λ = 0 / codebook guidance / active guidance from `dvc exp show --json` (docs/guides/active-aus.md).
 
 Run after `dvc exp run -S aumaps.mode=active` on a set with `synthetic.au_presence` < 1 and `aus.source: synthetic`
 (or `--json saved.json`). Writes reports/guidance.md and reports/guidance.csv.
@@ -26,7 +26,7 @@ def main() -> None:
     table = guidance_table(json.loads(text), args.method)
     if len(seed_means(table)) < 3:
         raise SystemExit(f"found {list(table['run']) if len(table) else []}: needs a codebook-mode state and an "
-                         "`aumaps.mode: active` experiment, each with true-AU scores (synthetic set); see the README")
+                         "`aumaps.mode: active` experiment, each with true-AU scores (synthetic set); see docs/guides/active-aus.md")
     write_text(paths.REPORT_DIR / "guidance.csv", table.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
     report = render_guidance(table)
     write_text(paths.REPORT_DIR / "guidance.md", report)

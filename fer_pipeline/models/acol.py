@@ -7,7 +7,7 @@ map of the paper. Classifiers: conv3x3-ReLU-conv3x3-ReLU-conv1x1 with `hidden` c
 ResNet version). erase_threshold 0.7 is wsolevaluation's default. Layers 1..5: the backbone's stem and stages.
 `batchnorm` (default false, the published head, which sits on ImageNet-trained features): BatchNorm before each ReLU,
 a from-scratch adaptation -- without it, from scratch, AdamW kills most of A's first-layer ReLUs within ~15 steps and A
-(whose logits are the prediction) stays at chance (README "What was wrong (issue 18)"; `tests/test_methods.py`).
+(whose logits are the prediction) stays at chance (docs/results/table1-cpu.md, "What was wrong"; `tests/test_methods.py`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Both are max-type aggregations: only a window's maximum receives gradient. Train
 face values are pushed below the rest never receives gradient there again, every class's map ends strongly negative on
 the face, the class evidence sits at off-face maxima (whose receptive field covers the face), and the min-max CAM lights
 the background. That is the aggregation's behaviour, not a sign error; `local_max` suffers less but its CAM-COS also
-falls with AUs on the demo, and it learns more slowly (README "Table 1 on a CPU"; `tests/test_map_orientation.py` pins
+falls with AUs on the demo, and it learns more slowly (docs/results/table1-cpu.md; `tests/test_map_orientation.py` pins
 the peak-stimulation trap as a strict xfail).
 CAM of class k: its class response map, min-max normalised like every bottom-up map (as the reference code does).
 Peak response maps proper (back-propagating every peak to the image, PRM §3.3, for instance masks) are not produced:

@@ -7,8 +7,8 @@ projection as published), `conv` -- Xiao et al. 2021's convolutional stem (3x3 s
 the patch grid, `models/vit.conv_stem`) -- or a timm CNN name such as `resnet10t`: the ViT-Hybrid patch embedding
 (Dosovitskiy et al. 2021, §3.1; `models/vit.CNNStem`: the CNN's first four levels at stride `patch_size`, as APViT's
 stem here), from scratch. Both are from-scratch adaptations: the published TS-CAM starts from ImageNet DeiT
-weights, and trained from scratch on the CPU demo's 1,300 faces the linear patch embedding stays at chance (README
-"Table 1 on a CPU"), while early convolutions are what makes a ViT trainable from scratch with little data (Xiao et
+weights, and trained from scratch on the CPU demo's 1,300 faces the linear patch embedding stays at chance (docs/results/
+table1-cpu.md), while early convolutions are what makes a ViT trainable from scratch with little data (Xiao et
 al.; APViT here, with its CNN stem, learns).
 Head: a 3x3 conv from the final patch tokens to K semantic maps; logits = their spatial mean (trained with CE).
 CAM of class k (token-semantic coupling): attention map (layer 5) x ReLU(semantic map k), as TS-CAM's published code

@@ -1,4 +1,4 @@
-"""λ = 0 vs codebook guidance vs active guidance, from `dvc exp show --json` (issue 16: guide with the AUs a face shows).
+"""λ = 0 vs codebook guidance vs active guidance, from `dvc exp show --json` (guide with the AUs a face shows).
 
 The λ = 0 run is shared: its metrics come from the without-AUs run of a codebook-mode state (the baseline commit, not
 retrained by `dvc exp run -S aumaps.mode=active`); codebook guidance from that state's with-AUs run; active guidance
