@@ -39,7 +39,7 @@ def main() -> None:
         text = subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
     exps = experiments_table(json.loads(text), args.method)
     if exps.empty:
-        raise SystemExit("no experiment with train.lambda/train.layers params and metrics found; run the sweeps first (docs/guides/review.md)")
+        raise SystemExit("no experiment with train.lambda/train.layers params and metrics found; run the sweeps first")
     curve = lambda_curve(exps, layers_label(args.layers) if args.layers else None)
     layers = layer_table(exps, pd.read_csv(paths.PAPER_LAYER_TABLE), args.lam)
     out = paths.REPORT_DIR / "ablations"

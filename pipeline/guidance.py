@@ -26,7 +26,7 @@ def main() -> None:
     table = guidance_table(json.loads(text), args.method)
     if len(seed_means(table)) < 3:
         raise SystemExit(f"found {list(table['run']) if len(table) else []}: needs a codebook-mode state and an "
-                         "`aumaps.mode: active` experiment, each with true-AU scores (synthetic set); see docs/guides/active-aus.md")
+                         "`aumaps.mode: active` experiment, each with true-AU scores (synthetic set); docs: active AUs")
     write_text(paths.REPORT_DIR / "guidance.csv", table.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
     report = render_guidance(table)
     write_text(paths.REPORT_DIR / "guidance.md", report)
