@@ -1,7 +1,9 @@
 """Stages `train-baseline@<method>` (λ = 0, no AUs: `<method> noaus`) and `train@<method>` (`train.lambda`, with AUs:
 `<method> aus`): train one model. Post-hoc methods (GradCAM & co.) have no training: their evaluation reads the
-model of the method they train as."""
+model of the method they train as. A third argument (`train-seeds`, `train-baseline-seeds`) trains the run with that
+seed of `report.extra_seeds` into models/<run>/seed<s>/model.pt."""
 
+import dataclasses
 import os
 import sys
 
@@ -12,6 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from fer_pipeline.align.store import stage_inputs
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
+from fer_pipeline.core.seeds import extra_seeds
 from fer_pipeline.data.datasets import image_root
 from fer_pipeline.data.manifest import read_manifest
 from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_images
@@ -21,7 +24,7 @@ from fer_pipeline.train.loop import train_model
 from fer_pipeline.validate import check_stage, run_stage
 
 
-def main(method: str, aus: str) -> None:
+def main(method: str, aus: str, seed: str | None = None) -> None:
     if aus not in AUS:
         raise SystemExit(f"train: second argument must be one of {AUS}, got {aus!r}")
     if is_posthoc(method):
@@ -33,6 +36,13 @@ def main(method: str, aus: str) -> None:
     dataset = params["data"]["dataset"]
     cfg, options = check_stage("train", params, method=method)  # methods.<method> overrides train.*
     run = run_name(method, aus)
+    model_out, live, ckpt = paths.model_path(run), paths.live_dir(run), paths.checkpoint_dir(run)
+    if seed is not None:  # an extra seed: the run's settings, its own seed and folders
+        if int(seed) not in extra_seeds(params):
+            raise ValueError(f"train: seed {seed} is not in params.yaml report.extra_seeds {extra_seeds(params)}")
+        cfg = dataclasses.replace(cfg, seed=int(seed))
+        model_out, live = paths.seed_model_path(run, int(seed)), paths.live_dir(paths.seed_run(run, int(seed)))
+        ckpt = paths.checkpoint_dir(paths.seed_run(run, int(seed)))
     alignment, faces, points = stage_inputs(params["align"], dataset)  # align.mode none: faces None, the image files
     manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), points)
     print(describe_skipped(skipped, f"train {run}", splits=("train", "val")))
@@ -42,16 +52,16 @@ def main(method: str, aus: str) -> None:
         manifest=manifest,
         image_root=image_root(params["data"]),
         aumap_path=paths.aumap_store(dataset) if aus == "aus" else None,  # the baseline reads no AU maps
-        model_out=paths.model_path(run),
-        live_dir=paths.live_dir(run),
-        checkpoint_dir=paths.checkpoint_dir(run),
+        model_out=model_out,
+        live_dir=live,
+        checkpoint_dir=ckpt,
         model_kwargs=options,
         faces_path=faces,
         alignment=alignment.to_dict(),
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns; rank 0 wrote the model
-        print(f"train {run}: {summary} -> {paths.model_path(run)}")
+        print(f"train {run} (seed {cfg.seed}): {summary} -> {model_out}")
 
 
 if __name__ == "__main__":
-    run_stage("train", main, *sys.argv[1:3])
+    run_stage("train", main, *sys.argv[1:4])
