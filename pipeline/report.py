@@ -58,8 +58,8 @@ def main() -> None:
             figures[method] = f"figures/{name}"
     notes = method_notes(methods) + alignment_notes(params.get("align"))  # no note for align.mode none (the demo)
     text = render_report(table, shortcut, params["data"]["dataset"], notes, recall_table(metrics, methods))
-    diffs = method_differences({run: read_scores(paths.scores_path(run), str(paths.scores_path(run))) for run in metrics},
-                               methods)
+    scores = {run: read_scores(paths.scores_path(run), str(paths.scores_path(run))) for run in metrics}
+    diffs = method_differences(scores, metrics, methods)
     seeds = max(len((d.get("seeds") or {}).get("seeds", [0])) for d in metrics.values())  # report.extra_seeds + 1
     text += render_bands(bands_table(metrics, diffs, methods), seeds=seeds)
     write_json(paths.BANDS_REPORT, bands_json(metrics, diffs, methods))

@@ -91,10 +91,29 @@ def test_scores_csv_round_trip_and_report_section() -> None:
                                                             ("label", "pred", "cam_cos", "att_cos")])
     details = {r: {"cl": 1.0, "macro_f1": 0.1, "cam_cos": 0.5, "att_cos": 0.4, "band": band(s)} for r, s in runs.items()}
     details["cam-aus"]["seeds"] = seed_spread({0: {"cl": 70.0}, 1: {"cl": 72.0}, 2: {"cl": math.nan}})
-    diffs = method_differences(runs, ["cam"])
+    details["cam-aus"]["cl"] = 71.0  # the evaluate stage's details hold the seed mean (bootstrap.with_seed_mean)
+    diffs = method_differences(runs, details, ["cam"])
     table = bands_table(details, diffs, ["cam"])
     assert list(table["metric"]) == ["CL (%)", "macro-F1", "CAM-COS", "ATT-COS"]
     assert table.loc[0, "w/ AUs"] == "71.00 ± 1.41 (3 seeds)"
+    assert table.loc[0, "change"] == "+70.00"  # the change of the seed means (71 - 1), not of the first seed's scores
+    assert table.loc[2, "change"] == f"{diffs['cam']['cam_cos']['change']:+.4f}"  # no seed spread: the paired change
     assert set(table["verdict"]) <= {BETTER, WORSE, NOISE}
     assert "## Noise bands" in render_bands(table, seeds=3)
     assert bands_json(details, diffs, ["cam"])["with_vs_without"]["cam"]["cl"]["verdict"] == table.loc[0, "verdict"]
+
+
+def test_seed_mean_and_extra_seed_params() -> None:
+    from fer_pipeline.core.seeds import all_seeds, extra_seeds
+    from fer_pipeline.evaluate.bootstrap import with_seed_mean
+
+    merged = with_seed_mean({0: {"cl": 70.0, "cam_cos": 0.5, "n": 28, "per_class": {"happiness": {}}}, 1: {"cl": 74.0,
+                                                                                                          "cam_cos": 0.7}})
+    assert merged["cl"] == 72.0 and merged["cam_cos"] == pytest.approx(0.6) and merged["n"] == 28 and "per_class" in merged
+    assert merged["seeds"]["seeds"] == [0, 1] and merged["seeds"]["cl"]["values"] == [70.0, 74.0]
+    assert merged["seeds"]["cl"]["sd"] == pytest.approx(2 ** 1.5)
+    assert extra_seeds({"report": {"extra_seeds": "[1,2]"}}) == [1, 2] == extra_seeds({"report": {"extra_seeds": [1, 2]}})
+    assert all_seeds({"train": {"seed": 3}, "report": {}}) == [3]
+    for bad in ([0], [1, 1], ["x"]):
+        with pytest.raises(ValueError, match="report.extra_seeds"):
+            extra_seeds({"train": {"seed": 0}, "report": {"extra_seeds": bad}})

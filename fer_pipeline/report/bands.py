@@ -11,14 +11,31 @@ import pandas as pd
 
 from fer_pipeline.evaluate.bootstrap import BANDED, Scores, difference_band, verdict
 from fer_pipeline.report.tables import METRICS, run_name, to_markdown
+from fer_pipeline.review.compare import RunData, change_band
 
 LABEL = dict(METRICS)
 
 
-def method_differences(scores: Mapping[str, Scores], methods: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Method -> paired band of (with AUs) - (without AUs) per banded metric (`bootstrap.difference_band`)."""
-    return {m: difference_band(scores[run_name(m, "aus")], scores[run_name(m, "noaus")], what=f"{m}: with vs without AUs")
-            for m in methods}
+def method_differences(scores: Mapping[str, Scores], details: Mapping[str, Mapping[str, Any]],
+                       methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Method -> band of (with AUs) - (without AUs) per banded metric: paired over the test images
+    (`bootstrap.difference_band`); over several training seeds, the change of the seed means, its band widened by the
+    seed spread (`review.compare.change_band`, as `fer review` does)."""
+    out = {}
+    for m in methods:
+        runs = {aus: run_name(m, aus) for aus in ("noaus", "aus")}
+        paired = difference_band(scores[runs["aus"]], scores[runs["noaus"]], what=f"{m}: with vs without AUs")
+        data = {aus: RunData(dict(details[r]), details[r].get("band") or {}, details[r].get("seeds") or {})
+                for aus, r in runs.items()}
+        for key in BANDED:
+            if not (data["aus"].seeds.get(key) or data["noaus"].seeds.get(key)):
+                continue
+            a, b = details[runs["aus"]].get(key), details[runs["noaus"]].get(key)
+            change = float(a) - float(b) if a is not None and b is not None else None
+            band = None if change is None else change_band(data["noaus"], data["aus"], key, change, paired)
+            paired[key] = {"change": change, "band": None if band is None else list(band)}
+        out[m] = paired
+    return out
 
 
 def _span(interval: Sequence[float] | None, digits: int) -> str:
@@ -67,7 +84,8 @@ def render_bands(table: pd.DataFrame, seeds: int = 1) -> str:
         "the change with AUs is paired image by image). A change whose band holds 0 is within noise.",
     ]
     if seeds > 1:
-        parts.append(f"Values are the mean ± standard deviation over {seeds} training seeds; bands are of the first seed.")
+        parts.append(f"Values are the mean ± standard deviation over {seeds} training seeds; each run's band is of its first "
+                     "seed (train.seed); the change is of the seed means, its band widened by the seed spread.")
     parts += ["", to_markdown(table)]
     return "\n".join(parts) + "\n"
 
