@@ -138,7 +138,7 @@ def with_val(entries: list[dict], val: dict[str, dict[str, float]]) -> list[dict
     return out
 
 
-def test_the_choice_reads_validation_only() -> None:
+def test_the_choice_reads_validation_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """λ and layers are picked on validation; poisoned or deleted test numbers leave the pick unchanged."""
     val = {"main": m(70.0, 0.5, 0.5), "lam1": m(71.0, 0.4, 0.4), "lam8": m(74.0, 0.6, 0.4), "l4": m(72.0, 0.7, 0.3),
            "l54": m(73.0, 0.5, 0.9)}
@@ -159,3 +159,13 @@ def test_the_choice_reads_validation_only() -> None:
         choose(experiments_table(SHOW))
     with pytest.raises(ValueError, match="validation metrics"):
         choose(table, "deletion_score")
+
+    # `python pipeline/ablations.py --select cam_cos`: the pick on validation CAM-COS (layers 4) with its test numbers
+    (tmp_path / paths.PAPER_LAYER_TABLE).parent.mkdir(parents=True)
+    shutil.copy(ROOT / paths.PAPER_LAYER_TABLE, tmp_path / paths.PAPER_LAYER_TABLE)
+    (tmp_path / "show.json").write_text(json.dumps(with_val(SHOW, val)))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ablations.py", "--json", "show.json", "--select", "cam_cos"])
+    runpy.run_path(str(ROOT / "pipeline" / "ablations.py"), run_name="__main__")
+    got = (tmp_path / paths.REPORT_DIR / "ablations.md").read_text(encoding="utf-8")
+    assert "| val CAM-COS | 4 | 4 | 72.00 | 0.700 | 0.300 | 81.50 | 0.450 | 0.350 | l4 |" in got, got

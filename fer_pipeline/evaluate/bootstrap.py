@@ -174,8 +174,10 @@ BETTER, WORSE, NOISE, NO_BAND = "better", "worse", "within noise", "no band"
 
 
 def verdict(change: float | None, interval: Sequence[float] | None) -> str:
-    """`better` / `worse` when the band of a change lies wholly above / below 0, `within noise` when it holds 0,
-    `no band` when there is no band (or no change) to judge by."""
+    """`better` / `worse` when the band of a change lies wholly above / below 0, `within noise` when it holds 0 (or
+    the value did not move at all), `no band` when there is no band (or no change) to judge by."""
+    if change == 0:
+        return NOISE
     if change is None or interval is None or not math.isfinite(change):
         return NO_BAND
     lo, hi = float(interval[0]), float(interval[1])
