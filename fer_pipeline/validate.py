@@ -18,7 +18,6 @@ from typing import Any
 
 from fer_pipeline.core.cluster import ENGINES, ClusterError
 from fer_pipeline.core.codebook import CODEBOOKS
-from fer_pipeline.core.seeds import extra_seeds
 from fer_pipeline.data.images import ImageError
 
 STAGES = ("prepare", "landmarks", "align", "aus", "aumaps", "train", "evaluate", "report")
@@ -260,10 +259,6 @@ def check_report(params: Mapping[str, Any]) -> None:
         if trained_method(name) not in methods:
             raise ParamsError(f"report.posthoc lists {name}, which reads the {trained_method(name)} model: "
                               f"add {trained_method(name)} to report.methods")
-    try:
-        extra_seeds(params)
-    except ValueError as e:
-        raise ParamsError(str(e)) from None
 
 
 def check_stage(stage: str, params: Mapping[str, Any], **kwargs: Any) -> Any:

@@ -14,7 +14,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from fer_pipeline.align.store import stage_inputs
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
-from fer_pipeline.core.seeds import extra_seeds
 from fer_pipeline.data.datasets import image_root
 from fer_pipeline.data.manifest import read_manifest
 from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_images
@@ -38,8 +37,9 @@ def main(method: str, aus: str, seed: str | None = None) -> None:
     run = run_name(method, aus)
     model_out, live, ckpt = paths.model_path(run), paths.live_dir(run), paths.checkpoint_dir(run)
     if seed is not None:  # an extra seed: the run's settings, its own seed and folders
-        if int(seed) not in extra_seeds(params):
-            raise ValueError(f"train: seed {seed} is not in params.yaml report.extra_seeds {extra_seeds(params)}")
+        if int(seed) == cfg.seed:  # reads train.seed only: the seed stages do not list report.extra_seeds
+            raise ValueError(f"train: seed {seed} is train.seed, whose model is {model_out}; list other seeds in "
+                             f"params.yaml report.extra_seeds")
         cfg = dataclasses.replace(cfg, seed=int(seed))
         model_out, live = paths.seed_model_path(run, int(seed)), paths.live_dir(paths.seed_run(run, int(seed)))
         ckpt = paths.checkpoint_dir(paths.seed_run(run, int(seed)))
