@@ -17,6 +17,7 @@ AREAS = {
     "aus": "fer_pipeline.cli_aus",
     "explain": "fer_pipeline.explain",
     "predict": "fer_pipeline.predict.cli",
+    "review": "fer_pipeline.review.cli",
 }
 
 

@@ -2,7 +2,8 @@
 
 Run after the queued sweeps have finished (docs/guides/review.md, "Ablations"): `python pipeline/ablations.py`
 (or `--json saved.json` to draw from a saved `dvc exp show --json`). Writes reports/ablations.md and
-reports/ablations/{lambda,layers}.png, experiments.csv.
+reports/ablations/{lambda,layers}.png, experiments.csv; λ and the layers are chosen on the validation metrics
+(`--select`, metrics/val/<run>.json) and reported with the test numbers of the pick.
 """
 
 import argparse
@@ -16,6 +17,9 @@ from fer_pipeline.core import paths
 from fer_pipeline.core.io import write_text
 from fer_pipeline.evaluate.figures import save_figure
 from fer_pipeline.report.ablations import (
+    VAL_KEYS,
+    choose,
+    chosen_table,
     experiments_table,
     lambda_curve,
     lambda_figure,
@@ -32,6 +36,8 @@ def main() -> None:
     ap.add_argument("--method", default="cam", help="method whose runs to read (metrics/<method>-aus.json)")
     ap.add_argument("--lambda", dest="lam", type=float, default=None, help="λ of the layer table (default: the most common)")
     ap.add_argument("--layers", default=None, help="layer set of the λ curve, e.g. 5 or 5,4 (default: the most common)")
+    ap.add_argument("--select", default="cl", choices=VAL_KEYS,
+                    help="validation metric that picks λ and the layers (default cl); test numbers never take part")
     args = ap.parse_args()
     if args.json:
         text = Path(args.json).read_text(encoding="utf-8")
@@ -46,7 +52,10 @@ def main() -> None:
     save_figure(lambda_figure(curve, f"{args.method}: accuracy and alignment vs λ"), out / "lambda.png")
     save_figure(layer_figure(layers, f"{args.method}: aligned layers (ours vs paper Table 3)"), out / "layers.png")
     write_text(out / "experiments.csv", exps.to_csv(index=False, lineterminator="\n", float_format="%.4f"))
-    report = render_ablations(curve, layers, exps)
+    chosen = chosen_table(exps, choose(exps, args.select), args.select) if exps[f"val_{args.select}"].notna().any() else None
+    if chosen is None:
+        print("no experiment has validation metrics (metrics/val/<run>.json): nothing chosen; rerun the sweeps to get them")
+    report = render_ablations(curve, layers, exps, chosen=chosen)
     write_text(paths.REPORT_DIR / "ablations.md", report)
     print(report)
 

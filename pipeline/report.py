@@ -7,8 +7,10 @@ import pandas as pd
 from fer_pipeline.align.warp import alignment_notes
 from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import cross_names
-from fer_pipeline.core.io import load_params, write_text
+from fer_pipeline.core.io import load_params, write_json, write_text
+from fer_pipeline.evaluate.bootstrap import read_scores
 from fer_pipeline.evaluate.panel import read_panel
+from fer_pipeline.report.bands import bands_json, bands_table, method_differences, render_bands
 from fer_pipeline.report.extra import render_extra, write_compare_figure
 from fer_pipeline.report.tables import (
     AUS,
@@ -56,6 +58,11 @@ def main() -> None:
             figures[method] = f"figures/{name}"
     notes = method_notes(methods) + alignment_notes(params.get("align"))  # no note for align.mode none (the demo)
     text = render_report(table, shortcut, params["data"]["dataset"], notes, recall_table(metrics, methods))
+    scores = {run: read_scores(paths.scores_path(run), str(paths.scores_path(run))) for run in metrics}
+    diffs = method_differences(scores, metrics, methods)
+    seeds = max(len((d.get("seeds") or {}).get("seeds", [0])) for d in metrics.values())  # report.extra_seeds + 1
+    text += render_bands(bands_table(metrics, diffs, methods), seeds=seeds)
+    write_json(paths.BANDS_REPORT, bands_json(metrics, diffs, methods))
     text += render_extra(metrics, methods, figures)
     text += render_cross(xtable, {name: missing_classes(next(iter(d.values()))) for name, d in cross.items()})
     write_text(paths.REPORT_DIR / "tables.md", text)

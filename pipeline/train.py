@@ -1,7 +1,9 @@
 """Stages `train-baseline@<method>` (λ = 0, no AUs: `<method> noaus`) and `train@<method>` (`train.lambda`, with AUs:
 `<method> aus`): train one model. Post-hoc methods (GradCAM & co.) have no training: their evaluation reads the
-model of the method they train as."""
+model of the method they train as. A third argument (`train-seeds`, `train-baseline-seeds`) trains the run with that
+seed of `report.extra_seeds` into models/<run>/seed<s>/model.pt."""
 
+import dataclasses
 import os
 import sys
 
@@ -21,7 +23,7 @@ from fer_pipeline.train.loop import train_model
 from fer_pipeline.validate import check_stage, run_stage
 
 
-def main(method: str, aus: str) -> None:
+def main(method: str, aus: str, seed: str | None = None) -> None:
     if aus not in AUS:
         raise SystemExit(f"train: second argument must be one of {AUS}, got {aus!r}")
     if is_posthoc(method):
@@ -33,6 +35,14 @@ def main(method: str, aus: str) -> None:
     dataset = params["data"]["dataset"]
     cfg, options = check_stage("train", params, method=method)  # methods.<method> overrides train.*
     run = run_name(method, aus)
+    model_out, live, ckpt = paths.model_path(run), paths.live_dir(run), paths.checkpoint_dir(run)
+    if seed is not None:  # an extra seed: the run's settings, its own seed and folders
+        if int(seed) == cfg.seed:  # reads train.seed only: the seed stages do not list report.extra_seeds
+            raise ValueError(f"train: seed {seed} is train.seed, whose model is {model_out}; list other seeds in "
+                             f"params.yaml report.extra_seeds")
+        cfg = dataclasses.replace(cfg, seed=int(seed))
+        model_out, live = paths.seed_model_path(run, int(seed)), paths.live_dir(paths.seed_run(run, int(seed)))
+        ckpt = paths.checkpoint_dir(paths.seed_run(run, int(seed)))
     alignment, faces, points = stage_inputs(params["align"], dataset)  # align.mode none: faces None, the image files
     manifest, skipped = skip_unusable_images(read_manifest(paths.manifest_path(dataset)), points)
     print(describe_skipped(skipped, f"train {run}", splits=("train", "val")))
@@ -42,16 +52,16 @@ def main(method: str, aus: str) -> None:
         manifest=manifest,
         image_root=image_root(params["data"]),
         aumap_path=paths.aumap_store(dataset) if aus == "aus" else None,  # the baseline reads no AU maps
-        model_out=paths.model_path(run),
-        live_dir=paths.live_dir(run),
-        checkpoint_dir=paths.checkpoint_dir(run),
+        model_out=model_out,
+        live_dir=live,
+        checkpoint_dir=ckpt,
         model_kwargs=options,
         faces_path=faces,
         alignment=alignment.to_dict(),
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns; rank 0 wrote the model
-        print(f"train {run}: {summary} -> {paths.model_path(run)}")
+        print(f"train {run} (seed {cfg.seed}): {summary} -> {model_out}")
 
 
 if __name__ == "__main__":
-    run_stage("train", main, *sys.argv[1:3])
+    run_stage("train", main, *sys.argv[1:4])

@@ -18,6 +18,8 @@ from fer_pipeline.core import paths
 from fer_pipeline.evaluate.figures import save_figure
 from fer_pipeline.evaluate.headline import headline
 from fer_pipeline.report.ablations import (
+    choose,
+    chosen_table,
     experiments_table,
     lambda_curve,
     lambda_figure,
@@ -123,3 +125,47 @@ def test_script_with_saved_json_and_lambda_layers_flags(tmp_path: Path, monkeypa
     got = (tmp_path / paths.REPORT_DIR / "ablations.md").read_text(encoding="utf-8")
     assert got.strip() == want.strip() and want != default
     assert (tmp_path / paths.REPORT_DIR / "ablations" / "lambda.png").stat().st_size > 0
+
+
+def with_val(entries: list[dict], val: dict[str, dict[str, float]]) -> list[dict]:
+    """SHOW with each named experiment's validation file (metrics/val/cam-aus.json) added."""
+    out = json.loads(json.dumps(entries))
+    states = [out[1], *(e["revs"][0] for e in out[1]["experiments"])]
+    names = ["main", *(e["name"] for e in out[1]["experiments"])]
+    for name, st in zip(names, states, strict=True):
+        if name in val and st.get("data"):
+            st["data"]["metrics"][str(paths.val_metrics_path("cam-aus"))] = {"data": headline(val[name])}
+    return out
+
+
+def test_the_choice_reads_validation_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """λ and layers are picked on validation; poisoned or deleted test numbers leave the pick unchanged."""
+    val = {"main": m(70.0, 0.5, 0.5), "lam1": m(71.0, 0.4, 0.4), "lam8": m(74.0, 0.6, 0.4), "l4": m(72.0, 0.7, 0.3),
+           "l54": m(73.0, 0.5, 0.9)}
+    table = experiments_table(with_val(SHOW, val))
+    assert table["val_cl"].tolist() == [70.0, 71.0, 74.0, 72.0, 73.0]
+    pick = choose(table)
+    assert (pick["lambda"], pick["layers"]) == (8.0, "5")  # the best validation CL; its test CL (78) is the worst
+    assert (choose(table, "cam_cos")["layers"], choose(table, "att_cos")["layers"]) == ("4", "5+4")
+    test_cols = [c for c in table.columns if c.startswith(("aus_", "noaus_"))]
+    poisoned = table.assign(**{c: -table[c] * 1000 for c in test_cols})
+    assert choose(poisoned).equals(pick) and choose(table.drop(columns=test_cols)).equals(pick)
+    chosen = chosen_table(table, pick, "cl")
+    assert chosen.loc[0, "test_cl"] == 78.0 and chosen.loc[0, "val_cl"] == 74.0 and chosen.loc[0, "experiments"] == "lam8"
+    text = render_ablations(lambda_curve(table), layer_table(table, pd.read_csv(ROOT / paths.PAPER_LAYER_TABLE)), table,
+                            chosen=chosen)
+    assert "## Chosen on validation" in text and "| val CL (%) | 8 | 5 | 74.00 |" in text and "test CL (%)" in text
+    with pytest.raises(ValueError, match="no experiment has validation metrics"):
+        choose(experiments_table(SHOW))
+    with pytest.raises(ValueError, match="validation metrics"):
+        choose(table, "deletion_score")
+
+    # `python pipeline/ablations.py --select cam_cos`: the pick on validation CAM-COS (layers 4) with its test numbers
+    (tmp_path / paths.PAPER_LAYER_TABLE).parent.mkdir(parents=True)
+    shutil.copy(ROOT / paths.PAPER_LAYER_TABLE, tmp_path / paths.PAPER_LAYER_TABLE)
+    (tmp_path / "show.json").write_text(json.dumps(with_val(SHOW, val)))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["ablations.py", "--json", "show.json", "--select", "cam_cos"])
+    runpy.run_path(str(ROOT / "pipeline" / "ablations.py"), run_name="__main__")
+    got = (tmp_path / paths.REPORT_DIR / "ablations.md").read_text(encoding="utf-8")
+    assert "| val CAM-COS | 4 | 4 | 72.00 | 0.700 | 0.300 | 81.50 | 0.450 | 0.350 | l4 |" in got, got

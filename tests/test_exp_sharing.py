@@ -74,7 +74,7 @@ def test_exp_push_then_pull_on_a_fresh_clone(tmp_path: Path) -> None:
     assert {"lam1", "lam3"} <= set(shown), shown
     for name, lam in (("lam1", 1.0), ("lam3", 3.0)):
         assert float(shown[name]["params"]["train"]["lambda"]) == lam
-        aus = next(v for f, v in shown[name]["metrics"].items() if f.endswith("cam-aus.json"))
+        aus = next(v for f, v in shown[name]["metrics"].items() if f.endswith("metrics/cam-aus.json"))
         assert 0.0 <= float(aus["cl"]) <= 100.0 and -1.0 <= float(aus["cam"]["cos"]) <= 1.0, aus  # headline metrics
     assert shown["lam1"]["metrics"] != shown["lam3"]["metrics"]
 

@@ -68,6 +68,16 @@ def model_path(run: str) -> Path:
     return Path("models") / run / "model.pt"
 
 
+def seed_run(run: str, seed: int) -> str:
+    """Run id of `run` trained with an extra seed (`report.extra_seeds`): its DVCLive and checkpoint folders."""
+    return f"{run}-seed{seed}"
+
+
+def seed_model_path(run: str, seed: int) -> Path:
+    """Weights of `run` trained with an extra seed: inside the run's model folder, which its evaluation depends on."""
+    return Path("models") / run / f"seed{seed}" / "model.pt"
+
+
 def live_dir(run: str) -> Path:
     """DVCLive folder of one run."""
     return Path("dvclive") / run
@@ -84,6 +94,15 @@ def metrics_path(run: str) -> Path:
     return Path("metrics") / f"{run}.json"
 
 
+#: Validation metrics (the split that chooses λ and layers, never the test split) under the metrics folder.
+VAL_DIR = "val"
+
+
+def val_metrics_path(run: str) -> Path:
+    """Headline metrics of one run on the validation split (`metrics/val/<run>.json`): what ablations choose on."""
+    return Path("metrics") / VAL_DIR / f"{run}.json"
+
+
 def plots_dir(run: str) -> Path:
     """DVC plot CSVs of one run."""
     return Path("plots") / run
@@ -96,6 +115,15 @@ DETAILS_FILE = "details.json"
 def details_path(run: str) -> Path:
     """Every metric of one run (`DETAILS_FILE` in its plots folder)."""
     return plots_dir(run) / DETAILS_FILE
+
+
+#: Per test image scores of a run (class, prediction, CAM-COS, ATT-COS) in its plots folder: the bootstrap bands' input.
+SCORES_FILE = "scores.csv"
+
+
+def scores_path(run: str) -> Path:
+    """Per test image scores of one run (`SCORES_FILE` in its plots folder)."""
+    return plots_dir(run) / SCORES_FILE
 
 
 def figures_dir(run: str) -> Path:
@@ -119,6 +147,8 @@ def cross_run(run: str, name: str) -> str:
 
 
 REPORT_DIR = Path("reports")
+#: Noise bands of the report (each run's, each with-vs-without change's, the seed spread), machine-readable.
+BANDS_REPORT = REPORT_DIR / "bands.json"
 PAPER_TABLES = Path("data/paper/paper_tables.csv")
 PAPER_LAYER_TABLE = Path("data/paper/paper_table3_layers.csv")
 

@@ -2,7 +2,7 @@
 
 Everything else an evaluation computes (per class, per layer, per AU, cue shares) goes to `plots/<run>/details.json`,
 which `report` and the figures read but DVC does not treat as a metric. Short nested keys keep `dvc metrics show`
-within 120 columns: DVC prints them flattened (`cam.cos`, `att.pg`).
+within 120 columns (124 with the validation files, metrics/val/<run>.json): DVC prints them flattened (`cam.cos`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from fer_pipeline.align.store import store_alignment
 from fer_pipeline.align.warp import Alignment, model_alignment
 from fer_pipeline.core.io import write_json, write_text
 from fer_pipeline.core.labels import LABELS, NUM_CLASSES
-from fer_pipeline.core.paths import DETAILS_FILE
+from fer_pipeline.core.paths import DETAILS_FILE, SCORES_FILE
+from fer_pipeline.evaluate.bootstrap import Scores, band, scores_csv
 from fer_pipeline.evaluate.headline import headline
 from fer_pipeline.evaluate.metrics import accuracy, au_macro, confusion_matrix, macro_f1, per_class_mean
 from fer_pipeline.models import FERModel, load_model
@@ -232,10 +233,18 @@ def evaluate_model(
     )
 
 
+def result_scores(result: EvalResult) -> Scores:
+    """The per-image scores of an evaluation (what the bootstrap bands resample)."""
+    return Scores(tuple(result.sample_id), result.y, result.pred, result.cam_cos, result.att_cos)
+
+
 def write_outputs(result: EvalResult, metrics_path: str | Path, plots_dir: str | Path) -> None:
-    """Headline metrics JSON, every metric in `plots_dir/details.json` (sorted, rounded, NaN → null) and `confusion.csv`
-    in DVC's long format (class names), all atomic."""
+    """Headline metrics JSON, every metric in `plots_dir/details.json` (sorted, rounded, NaN → null, with the bootstrap
+    band of each banded metric under `band`), the per-image `scores.csv` and `confusion.csv` in DVC's long format
+    (class names), all atomic."""
+    scores = result_scores(result)
     write_json(metrics_path, headline(result.metrics), ndigits=4)
-    write_json(Path(plots_dir) / DETAILS_FILE, result.metrics)
+    write_json(Path(plots_dir) / DETAILS_FILE, {**result.metrics, "band": band(scores)})
+    write_text(Path(plots_dir) / SCORES_FILE, scores_csv(scores))
     lines = ["actual,predicted"] + [f"{LABELS[a]},{LABELS[p]}" for a, p in zip(result.y, result.pred, strict=True)]
     write_text(Path(plots_dir) / "confusion.csv", "\n".join(lines) + "\n")

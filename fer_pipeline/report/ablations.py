@@ -2,7 +2,9 @@
 
 Each experiment contributes one row: its `train.lambda`, `train.layers` and the metrics of `metrics/<method>-aus.json`
 (and of `-noaus`, the λ = 0 reference). The λ curve keeps the rows trained on the reference layer set; the layer
-table keeps the rows at the reference λ, with the without-AUs run as the paper's "none" row.
+table keeps the rows at the reference λ, with the without-AUs run as the paper's "none" row. `choose` picks λ and the
+layer set on the validation metrics (`metrics/val/<method>-aus.json`) only, as the paper does (section 4.1), and the
+report gives the test numbers of that pick.
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from fer_pipeline.core import paths
 from fer_pipeline.evaluate.figures import DPI
 from fer_pipeline.evaluate.headline import flatten
 from fer_pipeline.report.tables import run_name, to_markdown
 
 #: Metrics read from each run's metrics file (those absent in older runs come out NaN).
 KEYS = ("cl", "cam_cos", "att_cos", "cam_pointing", "cam_energy", "deletion_score")
+#: Validation metrics read from the guided run's validation file (`val_<key>` columns): what `choose` may read.
+VAL_KEYS = ("cl", "cam_cos", "att_cos")
 LABELS = {
     "lambda": "λ",
     "cl": "CL (%)",
@@ -80,10 +85,14 @@ def experiments_table(entries: Sequence[Mapping[str, Any]], method: str = "cam")
             "layers": layers_label(train["layers"]),
         }
         for aus in ("aus", "noaus"):
-            m = flatten(_file_data(data.get("metrics", {}), f"metrics/{run_name(method, aus)}.json"))
+            m = flatten(_file_data(data.get("metrics", {}), paths.metrics_path(run_name(method, aus)).as_posix()))
             for key in KEYS:
                 v = m.get(key)
                 row[f"{aus}_{key}"] = math.nan if v is None else float(v)
+        val = flatten(_file_data(data.get("metrics", {}), paths.val_metrics_path(run_name(method, "aus")).as_posix()))
+        for key in VAL_KEYS:
+            v = val.get(key)
+            row[f"val_{key}"] = math.nan if v is None else float(v)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -121,6 +130,32 @@ def layer_table(table: pd.DataFrame, paper: pd.DataFrame, lam: float | None = No
     for col in ("cl", "cam_cos"):
         out[f"paper_{col}"] = [float(paper[col].get(k, math.nan)) for k in order]
     return out
+
+
+def choose(table: pd.DataFrame, on: str = "cl") -> pd.Series:
+    """The (λ, layers) with the best validation `on` (mean over its experiments; ties: the smaller λ, then the layer
+    set first in order). Reads only the validation columns: test numbers never take part in the choice."""
+    if on not in VAL_KEYS:
+        raise ValueError(f"choose on one of {', '.join(VAL_KEYS)} (validation metrics), got {on!r}")
+    view = table[["lambda", "layers", *(f"val_{k}" for k in VAL_KEYS)]]
+    means = view.groupby(["lambda", "layers"], sort=True).mean().reset_index()
+    scored = means[np.isfinite(means[f"val_{on}"])]
+    if scored.empty:
+        raise ValueError("no experiment has validation metrics (metrics/val/<run>.json): rerun the sweeps with the "
+                         "current pipeline (`dvc exp run`), which writes them")
+    return scored.loc[scored[f"val_{on}"].idxmax()]  # idxmax: the first maximum in (λ, layers) order
+
+
+def chosen_table(table: pd.DataFrame, pick: pd.Series, on: str) -> pd.DataFrame:
+    """One row: the pick's λ and layers, its validation metrics and its test metrics (mean over its experiments)."""
+    rows = table[np.isclose(table["lambda"], float(pick["lambda"])) & (table["layers"] == pick["layers"])]
+    out: dict[str, Any] = {"chosen on": f"val {LABELS.get(on, on)}", "lambda": float(pick["lambda"]), "layers": pick["layers"]}
+    for key in VAL_KEYS:
+        out[f"val_{key}"] = float(pick[f"val_{key}"])
+    for key in VAL_KEYS:
+        out[f"test_{key}"] = float(rows[f"aus_{key}"].mean())
+    out["experiments"] = ", ".join(rows["name"].astype(str))
+    return pd.DataFrame([out])
 
 
 def lambda_figure(curve: pd.DataFrame, title: str) -> Figure:
@@ -184,8 +219,10 @@ def _named(df: pd.DataFrame, prefix: str = "") -> pd.DataFrame:
     return out.rename(columns=name)
 
 
-def render_ablations(curve: pd.DataFrame, layers: pd.DataFrame, experiments: pd.DataFrame, notes: Sequence[str] = ()) -> str:
-    """`reports/ablations.md`: the λ curve table, the layer table beside the paper's Table 3, the experiments used."""
+def render_ablations(curve: pd.DataFrame, layers: pd.DataFrame, experiments: pd.DataFrame, notes: Sequence[str] = (),
+                     chosen: pd.DataFrame | None = None) -> str:
+    """`reports/ablations.md`: the λ curve table, the layer table beside the paper's Table 3, the experiments used, and
+    (`chosen`: `chosen_table`) the λ and layers picked on validation with their test numbers."""
     exps = experiments[["name", "rev", "lambda", "layers", "aus_cl", "aus_cam_cos", "aus_att_cos"]]
     parts = [
         "# Ablations (from `dvc exp show --json`)",
@@ -206,6 +243,15 @@ def render_ablations(curve: pd.DataFrame, layers: pd.DataFrame, experiments: pd.
         "",
         to_markdown(_named(exps, "aus_")),
     ]
+    if chosen is not None and not chosen.empty:
+        parts += ["", "## Chosen on validation (paper section 4.1)", "",
+                  "λ and the aligned layers picked on the validation split only; the test numbers are those of the pick.",
+                  "", to_markdown(_named(chosen, "val_").rename(columns=lambda c: _named_test(c)))]
     if notes:
         parts += ["", *[f"- {n}" for n in notes]]
     return "\n".join(parts) + "\n"
+
+
+def _named_test(col: str) -> str:
+    """`test_cl` -> `test CL (%)` (the chosen table's test columns)."""
+    return f"test {LABELS.get(col[5:], col[5:])}" if col.startswith("test_") else col

@@ -1,0 +1,39 @@
+"""`fer review [REV_A [REV_B]]`: each run's headline metrics before and after, the change, its band, a verdict."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add `review` to the `fer` parser."""
+    parser = subparsers.add_parser(
+        "review",
+        help="compare the headline metrics of two revisions, each change with its noise band and a verdict",
+        description="Prints, per run and headline metric, the value at REV_A (default HEAD) and at REV_B (default the "
+        "workspace), the change, its 95%% band (paired bootstrap over the test images, widened by the seed spread when "
+        "runs were trained over several seeds) and a verdict: better, worse or within noise. A revision is any git "
+        "revision or a `dvc exp` name.",
+    )
+    parser.add_argument("rev_a", nargs="?", default="HEAD", help="the revision before (default HEAD)")
+    parser.add_argument("rev_b", nargs="?", default="workspace", help="the revision after (default: the workspace)")
+    parser.add_argument("--fail-on-worse", action="store_true", help="exit 1 when a metric is worse beyond noise (CI)")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="repository root (default: here)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read both revisions, print the review; 1 with --fail-on-worse when a metric got worse beyond noise."""
+    from fer_pipeline.review.compare import compare_runs, render, worse
+    from fer_pipeline.review.revisions import read_runs
+
+    rows = compare_runs(read_runs(args.repo, args.rev_a), read_runs(args.repo, args.rev_b))
+    print(render(rows, args.rev_a, args.rev_b), end="")
+    return 1 if args.fail_on_worse and worse(rows) else 0
+
+
+def register(subparsers: Any) -> None:
+    """`fer review` in the `fer` parser (the `fer_pipeline.cli` AREAS hook)."""
+    add_parser(subparsers).set_defaults(func=run)
