@@ -101,6 +101,11 @@ def check_data(params: Mapping[str, Any], *, reads_images: bool) -> None:
     dataset = choice(params, "data.dataset", DATASETS)
     number(params, "data.seed", int)
     number(params, "data.val_fraction", lo=0.0, hi=1.0, hi_open=True)
+    data = params.get("data") or {}
+    if "folds" in data:  # k-fold by subject (split-less folders, data.group)
+        folds = number(params, "data.folds", int, lo=0)
+        if folds > 1:
+            number(params, "data.fold", int, lo=0, hi=folds - 1)
     if dataset == "synthetic":
         number(params, "data.test_fraction", lo=0.0, hi=1.0, hi_open=True)
     elif reads_images:
