@@ -101,6 +101,11 @@ def check_data(params: Mapping[str, Any], *, reads_images: bool) -> None:
     dataset = choice(params, "data.dataset", DATASETS)
     number(params, "data.seed", int)
     number(params, "data.val_fraction", lo=0.0, hi=1.0, hi_open=True)
+    data = params.get("data") or {}
+    if "folds" in data:  # k-fold by subject (split-less folders, data.group)
+        folds = number(params, "data.folds", int, lo=0)
+        if folds > 1:
+            number(params, "data.fold", int, lo=0, hi=folds - 1)
     if dataset == "synthetic":
         number(params, "data.test_fraction", lo=0.0, hi=1.0, hi_open=True)
     elif reads_images:
@@ -160,12 +165,13 @@ def check_landmarks(params: Mapping[str, Any]) -> None:
 
 def check_align(params: Mapping[str, Any]) -> None:
     """`align.*`: a known mode, a template (head height / frame side) and size `Alignment` accepts, a worker count."""
-    from fer_pipeline.align.warp import MODES, Alignment
+    from fer_pipeline.align.warp import BORDERS, LEGACY_BORDER, MODES, Alignment
 
     mode = choice(params, "align.mode", MODES)
     template = number(params, "align.template", lo=0.2, hi=1.5)
     size = number(params, "align.size", int, lo=16)
-    Alignment(mode, template, size)
+    border = choice(params, "align.border", tuple(BORDERS)) if "border" in (params.get("align") or {}) else LEGACY_BORDER
+    Alignment(mode, template, size, border)
     n_jobs(params, "align.n_jobs")
     number(params, "align.chunk_size", int, lo=1)
     choice(params, "align.backend_joblib", ENGINES)

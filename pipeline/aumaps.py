@@ -3,11 +3,15 @@ image's AU heatmap (class codebook, or the AUs it shows: `aumaps.mode`) into HDF
 
 import sys
 
+import numpy as np
+
 from fer_pipeline.align.store import stage_inputs
-from fer_pipeline.aumaps.build import build_aumap_store_from_files
+from fer_pipeline.aumaps.build import build_aumap_store_from_files, summarize
 from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import stage_params
 from fer_pipeline.core.io import load_params, parse_bool
+from fer_pipeline.data.manifest import read_manifest
+from fer_pipeline.landmarks.store import USABLE, read_status
 from fer_pipeline.validate import check_stage, run_stage
 
 
@@ -37,7 +41,14 @@ def main() -> None:
         backend=str(p["backend_joblib"]),
         restrict_to_codebook=restrict,
     )
-    print(f"aumaps ({p['mode']}): {len(has_map)} maps, {int(has_map.sum())} with AUs -> {out}")
+    labels = read_manifest(paths.manifest_path(dataset))["label"].to_numpy()
+    usable = np.isin(read_status(points)[1], [int(v) for v in USABLE])
+    s = summarize(labels, has_map, usable=usable)
+    print(
+        f"aumaps ({p['mode']}): {s['rows']} rows, {s['with_map']} with a map; AU-class rows without one: "
+        f"{s['au_rows_unusable_landmarks']} without usable landmarks, {s['au_rows_off_image']} off the image "
+        f"(no AU region reaches the frame) -> {out}"
+    )
 
 
 if __name__ == "__main__":

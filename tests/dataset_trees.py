@@ -110,3 +110,38 @@ def make_folder(root: Path) -> dict[str, str]:
     save(root / "train/contempt/c0.png", face(99, 0)[0])
     (root / "train/happy/notes.txt").write_text("not an image\n")
     return kept
+
+
+def _tiny(seed: int) -> np.ndarray:
+    """An 8x8 grey image (prepare only lists files: the split tests need names, not faces)."""
+    return np.full((8, 8, 3), 40 + seed % 200, np.uint8)
+
+
+def make_ckplus(root: Path, subjects: int = 30, sequences: int = 2, frames: int = 3, seed: int = 0) -> dict[str, str]:
+    """CK+-style `<class>/S<subject>_<sequence>_<frame>.png`: each subject shows `sequences` expressions, the last
+    `frames` frames of each (the peak frames CK+ users keep); path -> subject."""
+    rng = np.random.default_rng(seed)
+    folders = ["neutral", "happy", "sad", "angry", "surprised", "fearful", "disgusted"]
+    kept = {}
+    for s in range(subjects):
+        for q, k in enumerate(rng.choice(len(folders), size=sequences, replace=False)):
+            for f in range(frames):
+                rel = f"{folders[k]}/S{s + 5:03d}_{q + 1:03d}_{f + 10:08d}.png"
+                save(root / rel, _tiny(s))
+                kept[rel] = f"S{s + 5:03d}"
+    return kept
+
+
+def make_jaffe(root: Path, images: int = 3) -> dict[str, str]:
+    """JAFFE-style `<class>/<SS>.<EE><n>.<id>.tiff`: 10 subjects x 7 expressions x `images`; path -> subject."""
+    people = ["KA", "KL", "KM", "KR", "MK", "NA", "NM", "TM", "UY", "YM"]
+    codes = {"neutral": "NE", "happy": "HA", "sad": "SA", "angry": "AN", "surprised": "SU", "fearful": "FE", "disgusted": "DI"}
+    kept, n = {}, 0
+    for p in people:
+        for folder, code in codes.items():
+            for i in range(images):
+                n += 1
+                rel = f"{folder}/{p}.{code}{i + 1}.{n}.tiff"
+                save(root / rel, _tiny(n))
+                kept[rel] = p
+    return kept

@@ -194,6 +194,25 @@ def test_face_outside_the_image_has_no_map() -> None:
     assert not has and not m.any()
 
 
+def test_a_face_whose_regions_miss_the_frame_has_no_map() -> None:
+    """Regions whose Gaussian tail alone touches the frame draw nothing (no border band stretched to [0, 1]); a face
+    with no region that reaches the frame has no map, and the summary counts it as off the image."""
+    hw = (112, 112)
+    face = make_face(56, 56)
+    low = face[:, 1].max() - face[:, 1].min()
+    above = face - [0, face[:, 1].max() + 18]  # the whole face 18 px above the frame: only tails reach it
+    m, has = one(HAPPY, above, hw)
+    assert not has and not m.any()
+    from fer_pipeline.aumaps.render import profile  # the tail the old rule stretched into a map
+    tails = profile(np.asarray(above, np.float32)[None, 48:49], np.float32([hw]), np.float32([8.6]), 56, 0.5)
+    assert 0 < tails.max() < 0.5
+    # Half out: the regions on the frame still make a map.
+    m2, has2 = one(SURPRISE, face - [0, low * 0.55], hw)
+    assert has2 and m2.max() == 1.0
+    s = summarize(np.array([HAPPY, SURPRISE, NEUTRAL]), np.array([has, has2, False]), usable=np.ones(3, bool))
+    assert s["au_rows_off_image"] == 1 and s["au_rows_unusable_landmarks"] == 0
+
+
 def test_paper_and_reference_codebooks_differ_only_for_disgust() -> None:
     lm = faces(len(LABELS))
     labels = np.arange(len(LABELS))

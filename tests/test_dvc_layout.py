@@ -20,7 +20,7 @@ from fer_pipeline.train.config import TrainConfig
 from tests.conftest import ROOT, make_clone, project_files, run, set_params
 
 #: `train` keys the λ = 0 baseline provably does not read (it aligns nothing and reads no AU maps).
-BASELINE_EXCLUDED = {"lambda", "layers", "align_loss"}
+BASELINE_EXCLUDED = {"lambda", "layers", "align_loss", "att_norm"}
 
 
 def stages() -> dict:

@@ -8,7 +8,7 @@ import torch
 
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.models import FERModel, ModelOutput, create_model, list_methods, load_model, save_model
-from fer_pipeline.models.loss import ALIGN_KINDS, alignment_loss, guided_loss
+from fer_pipeline.models.loss import ALIGN_KINDS, alignment_loss, guided_loss, loss_norm
 from fer_pipeline.models.maps import attention, cosine, minmax, resize, select_class
 
 torch.set_num_threads(2)
@@ -104,6 +104,24 @@ def test_alignment_kinds(kind: str) -> None:
     # A full-resolution AU map is resized to the attention's size.
     au56 = _blob(4, 56, seed=1)
     assert alignment_loss(resize(au56, (7, 7)), au56, has, kind).item() < 1e-5
+
+
+def test_cos_loss_sees_the_background_level_only_on_the_raw_mean() -> None:
+    """T = c + A: the paper's raw-mean cosine loss grows with the background level c; min-max removes c (same loss)."""
+    au = _blob(4, 7, seed=1)
+    has = torch.ones(4, dtype=torch.bool)
+
+    def feat(c: float) -> torch.Tensor:  # three channels whose mean is c + A
+        return (c + au).unsqueeze(1).repeat(1, 3, 1, 1)
+
+    raw = [alignment_loss(attention(feat(c), loss_norm("cos", "none")), au, has, "cos").item() for c in (0.0, 0.5, 1.0, 2.0)]
+    mm = [alignment_loss(attention(feat(c), loss_norm("cos", "minmax")), au, has, "cos").item() for c in (0.0, 0.5, 1.0, 2.0)]
+    assert raw[0] < 1e-5 and all(b > a + 0.01 for a, b in zip(raw, raw[1:], strict=False))
+    assert max(mm) - min(mm) < 1e-5
+    # guided_loss follows train.att_norm for cos only; l1 / l2 / kl always compare min-max maps.
+    assert [loss_norm(k, "none") for k in ALIGN_KINDS] == ["none", "minmax", "minmax", "minmax"]
+    with pytest.raises(ValueError, match="valid: none, minmax"):
+        attention(feat(0.0), "zscore")
 
 
 def test_alignment_mask_and_empty() -> None:

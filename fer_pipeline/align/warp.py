@@ -1,6 +1,7 @@
 """One face framing for every use (the `align` stage, training, `fer explain`, batch prediction): a similarity
-transform from five stable landmarks to a canonical template, one warp with a constant border, the 68 points mapped
-through the same 2x3 matrix. Pure numpy/cv2 functions (no torch, no files)."""
+transform from five stable landmarks to a canonical template (or, for pre-cropped faces, a rotation and shift that
+keeps the crop's scale and place), one warp whose border adds no edge (`align.border`), the 68 points mapped through the same
+2x3 matrix. Pure numpy/cv2 functions (no torch, no files)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,14 @@ import numpy as np
 
 from fer_pipeline.data.face_geometry import anchor_points, template_anchors
 
-#: `align.mode`: none (images used as they are: pre-aligned crops, the synthetic demo) | similarity (warp to the template).
-MODES = ("none", "similarity")
+#: `align.mode`: none (images used as they are: pre-aligned crops, the synthetic demo) | similarity (warp to the template)
+#: | rigid (rotation only: the eyes levelled about the face centre, at the crop's own scale and place; pre-cropped faces).
+MODES = ("none", "similarity", "rigid")
+#: `align.border`: what fills the frame where the warp leaves the photo. replicate (the edge pixels extended: no edge,
+#: no invented features) | reflect (mirrored content: a mirrored eye or jaw can appear) | constant (black: a hard edge).
+BORDERS = {"replicate": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT}
+#: `border` of frames written before the key existed (their stores and model.pt records lack it).
+LEGACY_BORDER = "constant"
 #: Default `align.template`: head (brows' top .. chin) height / frame side, the demo's framing (mid `synthetic.face_scale`).
 DEFAULT_TEMPLATE = 0.83
 #: Least-squares weight of each anchor (eyes, eyes, nose tip, mouth corners): expressions move the mouth, not the eyes.
@@ -42,15 +49,21 @@ class Fallback(IntEnum):
 @dataclass(frozen=True)
 class Alignment:
     """How faces are framed (params `align.*`; what model.pt records): `mode`, `template` (head height / frame side,
-    where the eyes and mouth land) and `size` (output side in px)."""
+    where the eyes and mouth land), `size` (output side in px) and `border` (the fill outside the photo; `none` warps
+    nothing, so its border is always the legacy value: its stores and records keep their bytes)."""
 
     mode: str = "none"
     template: float = DEFAULT_TEMPLATE
     size: int = 112
+    border: str = LEGACY_BORDER
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"align.mode={self.mode!r} unknown; valid: {', '.join(MODES)}")
+        if self.border not in BORDERS:
+            raise ValueError(f"align.border={self.border!r} unknown; valid: {', '.join(BORDERS)}")
+        if self.mode == "none":
+            object.__setattr__(self, "border", LEGACY_BORDER)
         if not 0.2 <= float(self.template) <= 1.5:
             raise ValueError(f"align.template={self.template!r} (head height / frame side) must be in [0.2, 1.5]")
         if int(self.size) < 16:
@@ -59,14 +72,19 @@ class Alignment:
         object.__setattr__(self, "size", int(self.size))
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able record (model.pt's `alignment`, the store's attributes)."""
-        return asdict(self)
+        """Plain JSON-able record (model.pt's `alignment`, the store's attributes); the legacy border is left out, so
+        records written before `border` existed read back equal."""
+        out = asdict(self)
+        if self.border == LEGACY_BORDER:
+            del out["border"]
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any] | None) -> Alignment:
         """From params `align` or a model.pt record; None or {} (a model saved before alignment existed) is `none`."""
         d = dict(d or {})
-        return cls(str(d.get("mode", "none")), float(d.get("template", DEFAULT_TEMPLATE)), int(d.get("size", 112)))
+        return cls(str(d.get("mode", "none")), float(d.get("template", DEFAULT_TEMPLATE)), int(d.get("size", 112)),
+                   str(d.get("border", LEGACY_BORDER)))
 
 
 def model_alignment(config: Mapping[str, Any]) -> Alignment:
@@ -80,8 +98,12 @@ def alignment_notes(align_params: Mapping[str, Any] | None) -> list[str]:
     al = Alignment.from_dict(align_params)
     if al.mode == "none":
         return []
+    if al.mode == "rigid":
+        return [f"Faces framed by the `align` stage: each crop rotated to level the eyes (its own scale and place), "
+                f"{al.border} border, {al.size} px; models, AU maps and metrics all use the framed faces."]
     return [f"Faces framed by the `align` stage: {al.mode} transform of eyes, nose tip and mouth corners onto the "
-            f"template (head {al.template:g} of the frame), {al.size} px; models, AU maps and metrics all use the framed faces."]
+            f"template (head {al.template:g} of the frame), {al.border} border, {al.size} px; models, AU maps and metrics "
+            "all use the framed faces."]
 
 
 def template(alignment: Alignment) -> np.ndarray:
@@ -104,6 +126,22 @@ def similarity(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = No
     c = (w * np.conj(cs)) @ cd / var
     t = md - c * ms
     return np.array([[c.real, -c.imag, t.real], [c.imag, c.real, t.imag]])
+
+
+def rigid(src: np.ndarray, image_hw: tuple[int, int], size: int, weights: np.ndarray) -> np.ndarray:
+    """2x3 rotation levelling the src anchors' eye line, about their weighted centroid, which stays where `mode: none`
+    puts it (the crop's own scale and place): the face is levelled without zooming or moving the crop."""
+    s = np.asarray(src, np.float64)
+    w = np.asarray(weights, np.float64) / np.sum(weights)
+    h, wd = image_hw
+    eye = s[1] - s[0]
+    angle = -np.arctan2(eye[1], eye[0])
+    k = size / max(h, wd)
+    c, sn = k * np.cos(angle), k * np.sin(angle)
+    rot = np.array([[c, -sn], [sn, c]])
+    pivot = w @ s
+    placed = (pivot + 0.5) * np.array([size / wd, size / h]) - 0.5  # `none`'s pixel-centre mapping of the pivot
+    return np.column_stack([rot, placed - rot @ pivot])
 
 
 def box_matrix(box_xywh: np.ndarray, size: int) -> np.ndarray:
@@ -136,6 +174,8 @@ def framing_matrix(
         if np.isfinite(pts).all():
             anchors = anchor_points(pts)
             if np.ptp(anchors[:2, 0]) + np.ptp(anchors[:2, 1]) > 1e-6:  # two distinct eyes
+                if alignment.mode == "rigid":  # the crop's own scale, as `none` resizes it
+                    return rigid(anchors, (h, w), s, ANCHOR_WEIGHTS), Fallback.LANDMARKS
                 return similarity(anchors, template(alignment), ANCHOR_WEIGHTS), Fallback.LANDMARKS
     if usable_box(box_xywh):
         return box_matrix(np.asarray(box_xywh, np.float64).reshape(4), s), Fallback.BOX
@@ -151,9 +191,10 @@ def resize_square(rgb: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(rgb, (size, size), interpolation=interp)
 
 
-def warp(rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """uint8 (size,size,3) frame of `rgb` under `matrix` (bilinear, constant border). A face shrunk below SHRINK_BELOW
-    is first cut out and area-resized (no aliasing, and a 4 K photo is not warped whole)."""
+def warp(rgb: np.ndarray, matrix: np.ndarray, size: int, border: str = LEGACY_BORDER) -> np.ndarray:
+    """uint8 (size,size,3) frame of `rgb` under `matrix` (bilinear; `border`: BORDERS). A face shrunk below
+    SHRINK_BELOW is first cut out and area-resized (no aliasing, and a 4 K photo is not warped whole)."""
+    mode = BORDERS[border]
     m = np.asarray(matrix, np.float64)
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     if scale < SHRINK_BELOW:
@@ -170,9 +211,9 @@ def warp(rgb: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
             # small pixel (u, v) <- crop pixel ((u + 0.5) / fx - 0.5, ...) <- image pixel (+ x0, + y0)
             back = np.array([[1 / fx, 0.0, 0.5 / fx - 0.5 + x0], [0.0, 1 / fy, 0.5 / fy - 0.5 + y0], [0.0, 0.0, 1.0]])
             return cv2.warpAffine(small, m @ back, (size, size), flags=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_VALUE)
+                                  borderMode=mode, borderValue=BORDER_VALUE)
     return cv2.warpAffine(np.ascontiguousarray(rgb), m, (size, size), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=BORDER_VALUE)
+                          borderMode=mode, borderValue=BORDER_VALUE)
 
 
 def map_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
@@ -192,7 +233,7 @@ def frame_face(
     matrix, _ = framing_matrix(points68, rgb.shape[:2], alignment, box_xywh)
     if alignment.mode == "none":
         return resize_square(rgb, alignment.size), matrix
-    return warp(rgb, matrix, alignment.size), matrix
+    return warp(rgb, matrix, alignment.size, alignment.border), matrix
 
 
 def model_input(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from fer_pipeline.aumaps.anchors import ANCHOR_OF, anchor_points, inter_ocular
-from fer_pipeline.aumaps.render import BLOCK, check_render, normalise, profile
+from fer_pipeline.aumaps.render import BLOCK, check_render, normalise, profile, reaches
 from fer_pipeline.aus.formats import AUS
 from fer_pipeline.core.codebook import aus_for
 from fer_pipeline.core.labels import NEUTRAL, NUM_CLASSES
@@ -84,7 +84,9 @@ def render_active(
             w = aw[idx, a]
             if not (w > 0).any():
                 continue
-            prof = profile(anchors[name][idx], hw[idx], r_all[idx], size, smoothing)
+            centres = anchors[name][idx].copy()
+            centres[~reaches(centres, hw[idx], r_all[idx], size, smoothing)] = np.inf  # off the grid: draws nothing
+            prof = profile(centres, hw[idx], r_all[idx], size, smoothing)
             prof *= w[:, None, None]
             np.maximum(acc, prof, out=acc)
         maps[idx], has_map[idx] = normalise(acc)

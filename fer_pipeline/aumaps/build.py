@@ -254,8 +254,13 @@ def build_aumap_store_from_files(
     return _stream(path, n, blocks, attrs, options)
 
 
-def summarize(labels: np.ndarray | Sequence[int], has_map: np.ndarray, table: LandmarkTable | None = None) -> dict[str, Any]:
-    """Counts for the stage log / metrics: rows, maps drawn, neutral rows, AU-class rows left without a map, per class."""
+def summarize(
+    labels: np.ndarray | Sequence[int], has_map: np.ndarray, table: LandmarkTable | None = None, usable: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Counts for the stage log / metrics: rows, maps drawn, neutral rows, AU-class rows left without a map, per class.
+
+    With the landmark `table` (or its `usable` mask): AU-class rows without usable landmarks, and AU-class rows whose
+    landmarks are usable but none of whose class's regions reaches the image (`au_rows_off_image`: no map drawn)."""
     lab = np.asarray(labels)
     has_map = np.asarray(has_map, dtype=bool)
     au_rows = lab != NEUTRAL
@@ -267,5 +272,9 @@ def summarize(labels: np.ndarray | Sequence[int], has_map: np.ndarray, table: La
         "per_class_with_map": {name: int((has_map & (lab == i)).sum()) for i, name in enumerate(LABELS) if i != NEUTRAL},
     }
     if table is not None:
-        out["au_rows_unusable_landmarks"] = int((au_rows & ~table.usable).sum())
+        usable = table.usable
+    if usable is not None:
+        usable = np.asarray(usable, dtype=bool)
+        out["au_rows_unusable_landmarks"] = int((au_rows & ~usable).sum())
+        out["au_rows_off_image"] = int((au_rows & usable & ~has_map).sum())
     return out

@@ -6,6 +6,10 @@ distance d from the nearest centre is 1 inside the disc and exp(-(d - r)² / 2σ
 the profile of a disc edge blurred on its outside only). It is monotone in d, so "max over regions" equals the
 profile of the *minimum* distance to any centre: the renderer keeps a running min of squared distances over the
 class's centres, vectorised over a block of faces × the whole grid, and evaluates one exp per map pixel.
+
+Only regions that reach the grid are drawn (`reaches`): a region whose disc meets the image, or whose profile peaks
+at >= 0.5 on a map pixel. A Gaussian tail of a region off the image is not stretched into a map; a face with no
+region on the image gets no map (has_map False; the stage counts these rows as "off the image").
 """
 
 from __future__ import annotations
@@ -29,6 +33,29 @@ def check_render(size: int, radius: float, smoothing: float) -> None:
         raise ValueError(f"aumaps.radius must be > 0 (a fraction of the inter-ocular distance), got {radius}")
     if not smoothing >= 0:
         raise ValueError(f"aumaps.smoothing must be >= 0 (Gaussian sigma as a fraction of the radius), got {smoothing}")
+
+
+#: The raw profile a region must reach on the grid to count (or its disc must meet the image).
+REACH_PEAK = 0.5
+
+
+def reaches(centres: np.ndarray, hw: np.ndarray, r: np.ndarray, size: int, smoothing: float) -> np.ndarray:
+    """bool (n,K): region k of face i reaches the grid: its disc meets the image [0,W]x[0,H], or its profile is
+    >= REACH_PEAK on some map pixel (pixel centres span [W/2S, W - W/2S]; the flat-top profile is >= 0.5 within
+    r + sigma * sqrt(2 ln 2) of the centre)."""
+    h, w = hw[:, None, 0], hw[:, None, 1]
+    x, y = centres[..., 0], centres[..., 1]
+
+    def gap(lo_x: np.ndarray, hi_x: np.ndarray, lo_y: np.ndarray, hi_y: np.ndarray) -> np.ndarray:
+        dx = np.maximum(np.maximum(lo_x - x, x - hi_x), 0.0)
+        dy = np.maximum(np.maximum(lo_y - y, y - hi_y), 0.0)
+        return np.sqrt(dx * dx + dy * dy)
+
+    rr = r[:, None]
+    disc = gap(np.zeros_like(w), w, np.zeros_like(h), h) <= rr
+    reach = rr + np.float32(smoothing) * rr * np.float32(np.sqrt(2.0 * np.log(1.0 / REACH_PEAK)))
+    peak = gap(0.5 * w / size, w - 0.5 * w / size, 0.5 * h / size, h - 0.5 * h / size) <= reach
+    return disc | peak
 
 
 def profile(centres: np.ndarray, hw: np.ndarray, r: np.ndarray, size: int, smoothing: float) -> np.ndarray:
@@ -93,7 +120,8 @@ def render_maps(
     """AU maps float32 (N,size,size) in [0,1] (max exactly 1 where drawn) and has_map bool (N,).
 
     Map pixel (i, j) is image point ((j+0.5)·W/size, (i+0.5)·H/size): the map covers the whole image, so resizing it
-    to H×W aligns it. Neutral rows, rows with any non-finite landmark or a degenerate face → zeros, has_map False.
+    to H×W aligns it. Neutral rows, rows with any non-finite landmark or a degenerate face, and faces none of whose
+    class's regions reaches the image (`reaches`) → zeros, has_map False.
     """
     check_render(size, radius, smoothing)
     size = int(size)
@@ -123,6 +151,7 @@ def render_maps(
         for start in range(0, rows.size, BLOCK):
             idx = rows[start : start + BLOCK]
             centres = np.concatenate([anchors[name][idx] for name in names], axis=1)
+            centres[~reaches(centres, hw[idx], r_all[idx], size, smoothing)] = np.inf  # off the grid: draws nothing
             block, visible = _render_block(centres, hw[idx], r_all[idx], size, smoothing)
             maps[idx] = block
             has_map[idx] = visible

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from fer_pipeline.core.labels import label_index
+from fer_pipeline.data.groups import group_split, subjects
 from fer_pipeline.data.layout import IMAGE_EXTS, Exclusions, LayoutError, Prepared, drop_duplicates, require, sample_id_of
 from fer_pipeline.data.manifest import carve_val, stratified_split
 
@@ -30,7 +31,8 @@ EXPECTED = """  <data.root>/
     val/<class>/...                       (optional: carved from train, data.val_fraction, when absent)  (synonyms accepted)
     test/<class>/...
   or, without split folders (CK+, JAFFE):
-    <class>/*.png                         (test and val drawn per class with data.test_fraction / data.val_fraction)
+    <class>/*.png                         (test and val drawn per class with data.test_fraction / data.val_fraction;
+                                          by subject with data.group, e.g. '^(S\\d+)_' for CK+, '^([A-Z]{2})\\.' for JAFFE)
   Other class folders (contempt, ...) are skipped with a warning and listed in excluded.csv."""
 
 
@@ -59,6 +61,23 @@ def scan_classes(root: Path, folder: Path, excluded: Exclusions) -> list[tuple[s
                 continue
             rows.append((sample_id_of(rel), rel, label))
     return rows
+
+
+def split_flat(df: pd.DataFrame, data: dict[str, Any], source: str) -> np.ndarray:
+    """Splits of a split-less folder: by subject when `data.group` is set (k-fold with `data.folds`), else per image."""
+    labels = df["label"].to_numpy(np.int64)
+    val_fraction, test_fraction, seed = float(data["val_fraction"]), float(data["test_fraction"]), int(data["seed"])
+    pattern = str(data.get("group") or "")
+    folds = int(data.get("folds") or 0)
+    if not pattern:
+        if folds > 1:
+            raise ValueError(f"data.folds={folds} needs data.group (the subject regex): folds are drawn by subject")
+        return stratified_split(labels, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+    groups = subjects(df["path"].tolist(), pattern, source)
+    return group_split(
+        labels, groups, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+        folds=folds, fold=int(data.get("fold") or 0),
+    )
 
 
 def prepare_folder(data: dict[str, Any]) -> Prepared:
@@ -91,9 +110,6 @@ def prepare_folder(data: dict[str, Any]) -> Prepared:
         df = pd.DataFrame(scan_classes(root, root, excluded), columns=["sample_id", "path", "label"])
         if df.empty:
             raise LayoutError("folder", root, "no split folders and no images in known class folders", EXPECTED)
-        test_fraction = float(data["test_fraction"])
-        df["split"] = stratified_split(
-            df["label"].to_numpy(np.int64), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed
-        )
+        df["split"] = split_flat(df, data, str(root))
     df = drop_duplicates(df, excluded, str(root))
     return Prepared(df, excluded)

@@ -1,4 +1,11 @@
-"""The paper's composite loss (Eq. 3): CE + λ · mean over layers of (1 − cos(T_l, A)), masked where A is missing."""
+"""The paper's composite loss (Eq. 3): CE + λ · mean over layers of (1 − cos(T_l, A)), masked where A is missing.
+
+Which T_l each alignment loss compares with A (A is in [0, 1]):
+- `cos`: T_l as `train.att_norm` says: `none` (default) the paper's raw channel mean (Eq. 1-3), `minmax` per map to
+  [0, 1]. A cosine ignores scale, so min-max changes one thing: it removes the background level from the comparison.
+- `l1`, `l2`: always min-max T_l: a distance needs both maps on A's [0, 1] scale.
+- `kl`: always min-max T_l, then both maps divided by their sum (a distribution needs non-negative mass).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fer_pipeline.models.base import ModelOutput
-from fer_pipeline.models.maps import attention, cosine, resize
+from fer_pipeline.models.maps import ATT_NORMS, attention, cosine, resize
 
 ALIGN_KINDS: tuple[str, ...] = ("cos", "l1", "l2", "kl")
+
+
+def loss_norm(kind: str, att_norm: str = "none") -> str:
+    """The normalisation of T_l that alignment loss `kind` compares with A: `att_norm` for cos, min-max otherwise."""
+    if att_norm not in ATT_NORMS:
+        raise ValueError(f"unknown attention normalisation {att_norm!r}; valid: {', '.join(ATT_NORMS)}")
+    return att_norm if kind == "cos" else "minmax"
 
 
 def _as_maps(au: Tensor) -> Tensor:
@@ -63,8 +77,11 @@ def guided_loss(
     kind: str = "cos",
     *,
     class_weight: Tensor | None = None,
+    att_norm: str = "none",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(total, ce, align): total = CE + lam * mean over `layers` of alignment_loss(T_l, A).
+
+    `att_norm`: T_l of the `cos` loss, none (the paper's raw mean) | minmax; l1 / l2 / kl always use min-max (`loss_norm`).
 
     `class_weight` (K,): per-class CE weights (`train.balance: weights`; the weighted mean over the batch); None: plain CE.
 
@@ -73,6 +90,7 @@ def guided_loss(
     """
     if kind not in ALIGN_KINDS:
         raise ValueError(f"unknown alignment loss {kind!r}; valid: {', '.join(ALIGN_KINDS)}")
+    norm = loss_norm(kind, att_norm)
     layers = tuple(layers)
     if not layers:
         if lam != 0:
@@ -85,6 +103,6 @@ def guided_loss(
                        f"call model(x, layers={list(layers)})")
     ce = F.cross_entropy(out.logits.float(), y, weight=class_weight)
     with torch.set_grad_enabled(torch.is_grad_enabled() and lam != 0):
-        align = torch.stack([alignment_loss(attention(out.features[v]), au, has_map, kind) for v in layers]).mean()
+        align = torch.stack([alignment_loss(attention(out.features[v], norm), au, has_map, kind) for v in layers]).mean()
     total = ce + lam * align if lam != 0 else ce
     return total, ce, align

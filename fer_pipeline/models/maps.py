@@ -1,5 +1,8 @@
 """Map helpers shared by the loss and the evaluation: min-max, layer attention T_l, resize, cosine.
 
+T_l is the paper's raw channel mean (Eq. 1). The `cos` loss uses it as is by default (`train.att_norm: none`); the
+evaluation, the figures and `fer predict` score the map min-max normalised to [0, 1], as the paper's section 4.1 does.
+
 Everything works in float32 (features may arrive in bf16/fp16 under autocast, where 1e-8 underflows).
 """
 
@@ -19,11 +22,22 @@ def minmax(x: Tensor, eps: float = 1e-8) -> Tensor:
     return (x - lo) / (hi - lo).clamp_min(eps)
 
 
-def attention(feat: Tensor) -> Tensor:
-    """T_l of the paper (Eq. 1): channel mean of (B, C, h, w) features, min-max to [0, 1] -> (B, h, w)."""
+#: Normalisations of T_l: none (the paper's raw channel mean, Eq. 1) | minmax (per map to [0, 1]).
+ATT_NORMS: tuple[str, ...] = ("none", "minmax")
+
+
+def attention(feat: Tensor, norm: str = "minmax") -> Tensor:
+    """T_l of the paper (Eq. 1): channel mean of (B, C, h, w) features -> (B, h, w), float32.
+
+    `norm="minmax"` (the default: evaluation, figures, predict) maps each T_l to [0, 1]; `norm="none"` keeps the raw
+    mean, which the `cos` loss trains on by default: min-max would drop the background level from the cosine.
+    """
     if feat.ndim != 4:
         raise ValueError(f"attention expects (B, C, h, w) features, got shape {tuple(feat.shape)}")
-    return minmax(feat.float().mean(dim=1))
+    if norm not in ATT_NORMS:
+        raise ValueError(f"unknown attention normalisation {norm!r}; valid: {', '.join(ATT_NORMS)}")
+    mean = feat.float().mean(dim=1)
+    return minmax(mean) if norm == "minmax" else mean
 
 
 def resize(x: Tensor, size: tuple[int, int], *, antialias: bool = True) -> Tensor:

@@ -10,6 +10,7 @@ from fer_pipeline.core.io import parse_bool
 from fer_pipeline.core.labels import NUM_CLASSES
 
 ALIGN_LOSSES = ("cos", "l1", "l2", "kl")
+ATT_NORMS = ("none", "minmax")  # train.att_norm: T_l of the cos loss (fer_pipeline/models/loss.py)
 DEVICES = ("auto", "cpu", "cuda")
 AMP_MODES = ("auto", "off", "bf16", "fp16")
 OPTIMIZERS = ("sgd", "adamw")
@@ -78,6 +79,7 @@ class TrainConfig:
     lam: float = 4.0
     layers: tuple[int, ...] = (5,)
     align_loss: str = "cos"
+    att_norm: str = "none"
     seed: int = 0
     device: str = "auto"
     num_workers: int = 0
@@ -115,6 +117,7 @@ class TrainConfig:
         """Validate ranges and choices (also for configs built directly in code)."""
         object.__setattr__(self, "layers", parse_layers(self.layers))
         object.__setattr__(self, "align_loss", _choice("align_loss", self.align_loss, ALIGN_LOSSES))
+        object.__setattr__(self, "att_norm", _choice("att_norm", self.att_norm, ATT_NORMS))
         object.__setattr__(self, "device", _choice("device", self.device, DEVICES))
         object.__setattr__(self, "amp", _choice("amp", self.amp, AMP_MODES))
         object.__setattr__(self, "optimizer", _choice("optimizer", self.optimizer, OPTIMIZERS))
@@ -153,6 +156,8 @@ def run_config(cfg: TrainConfig, lam: float, model_kwargs: Mapping[str, Any] | N
     layers = list(cfg.layers)
     if lam == 0:  # the baseline: nothing it records may depend on the alignment params (train-baseline's params lack them)
         out["align_loss"], layers = None, []
+    else:  # the T_l the loss compared with A (cos: train.att_norm; l1 / l2 / kl: always min-max)
+        out["att_norm"] = cfg.att_norm if cfg.align_loss == "cos" else "minmax"
     return {**out, "num_classes": NUM_CLASSES, "layers": layers, "lambda": float(lam), **extra}
 
 

@@ -161,7 +161,9 @@ def train_epoch(
         with autocast:
             out = model(x, layers=layers)
             extra = core.extra_loss(out, y)  # the method's own loss term (ACoL's branch B), else None
-        total, ce, align = guided_loss(out, y, au, has_map, lam, layers, cfg.align_loss, class_weight=class_weight)
+        total, ce, align = guided_loss(
+            out, y, au, has_map, lam, layers, cfg.align_loss, class_weight=class_weight, att_norm=cfg.att_norm
+        )
         if extra is not None:
             total = total + extra
         opt.zero_grad(set_to_none=True)
@@ -199,7 +201,7 @@ def train_model(
     options (params.yaml `methods.<method>`). `live_dir=None` logs nothing (no DVCLive). `faces_path`/`alignment`: align stage.
 
     λ = 0 is the baseline: cross-entropy only, no AU maps read (`aumap_path` is ignored), no layer aligned or logged, so
-    its model depends on none of `train.lambda`, `train.layers`, `train.align_loss` or the AU-map store.
+    its model depends on none of `train.lambda`, `train.layers`, `train.align_loss`, `train.att_norm` or the AU-map store.
     """
     if lam < 0:
         raise ValueError(f"lambda must be >= 0, got {lam}")

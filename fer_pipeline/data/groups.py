@@ -1,0 +1,104 @@
+"""Subject-independent splits of split-less datasets (CK+, JAFFE): a subject's images all land in one split.
+
+`data.group` is a regex on each image's file name whose first group (else its whole match) names the subject:
+`^(S\\d+)_` for CK+ (`S005_001_00000011.png`), `^([A-Z]{2})\\.` for JAFFE (`KA.HA1.29.tiff`). Splits are stratified
+by class as far as whole subjects allow. `data.folds` = k > 1 partitions the subjects into k folds and tests on fold
+`data.fold` (k-fold by subject, run as a `dvc exp` sweep over `data.fold`); 0 draws a `data.test_fraction` test split.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import PurePosixPath
+
+import numpy as np
+
+from fer_pipeline.core.labels import NUM_CLASSES
+
+#: Subject regexes of the split-less datasets the docs describe.
+GROUP_PATTERNS = {"ckplus": r"^(S\d+)_", "jaffe": r"^([A-Z]{2})\."}
+
+
+def subjects(paths: Sequence[str], pattern: str, source: str = "data.root") -> np.ndarray:
+    """The subject of each image: regex `pattern` searched in the file name (first group, else the whole match)."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        example = GROUP_PATTERNS["ckplus"]
+        raise ValueError(f"data.group '{pattern}' is not a valid regular expression ({e}); e.g. '{example}'") from None
+    out = []
+    for path in paths:
+        name = PurePosixPath(str(path)).name
+        m = rx.search(name)
+        if m is None or not (m.group(1) if rx.groups else m.group(0)):
+            raise ValueError(
+                f"{source}/{path}: data.group '{pattern}' finds no subject in the file name '{name}'; fix the regex so "
+                f"that it matches every image's name (CK+: '{GROUP_PATTERNS['ckplus']}', JAFFE: '{GROUP_PATTERNS['jaffe']}'), "
+                "rename or remove the file, or set data.group: '' to split image by image"
+            )
+        out.append(m.group(1) if rx.groups else m.group(0))
+    return np.asarray(out, dtype=object)
+
+
+def assign_groups(labels: np.ndarray, groups: np.ndarray, fractions: Sequence[float], seed: int) -> np.ndarray:
+    """Bin index of each row: whole groups go to the bin whose per-class counts they bring closest to its share.
+
+    Greedy stratified group assignment (largest subjects first, ties in seeded random order): each group goes to the
+    bin where it lowers the squared gap between the bin's class fractions and its target `fractions[b]` the most.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    names, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    counts = np.zeros((len(names), NUM_CLASSES))
+    np.add.at(counts, (inverse, labels), 1.0)
+    share = np.asarray(fractions, dtype=np.float64)
+    total = counts.sum(axis=0)
+    scale = 1.0 / np.maximum(total, 1.0)
+    target = share[:, None] * total[None, :]
+    current = np.zeros_like(target)
+    order = np.random.default_rng(seed).permutation(len(names))
+    order = order[np.argsort(-counts[order].sum(axis=1), kind="stable")]
+    bins = np.zeros(len(names), dtype=np.int64)
+    for g in order:
+        before = (((current - target) * scale) ** 2).sum(axis=1)
+        after = (((current + counts[g] - target) * scale) ** 2).sum(axis=1)
+        b = int(np.argmin(after - before))
+        bins[g] = b
+        current[b] += counts[g]
+    return bins[inverse]
+
+
+def group_split(
+    labels: np.ndarray,
+    groups: np.ndarray,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    folds: int = 0,
+    fold: int = 0,
+) -> np.ndarray:
+    """train / val / test per row with no group in two splits; test = fold `fold` of `folds` (k > 1), else a fraction."""
+    groups = np.asarray(groups).astype(str)
+    n_groups = len(np.unique(groups))
+    if folds > 1:
+        if not 0 <= fold < folds:
+            raise ValueError(f"data.fold={fold} is outside 0..{folds - 1} (data.folds={folds})")
+        if folds > n_groups:
+            raise ValueError(f"data.folds={folds} exceeds the {n_groups} subjects found by data.group; use at most {n_groups}")
+        is_test = assign_groups(labels, groups, [1.0 / folds] * folds, seed) == fold
+    else:
+        is_test = assign_groups(labels, groups, [test_fraction, 1.0 - test_fraction], seed) == 0
+    if not is_test.any() or is_test.all():
+        raise ValueError(
+            f"data.group finds {n_groups} subject(s): too few for a test split with data.test_fraction={test_fraction}; "
+            "raise data.test_fraction or check the regex"
+        )
+    split = np.where(is_test, "test", "train").astype(object)
+    rest = np.flatnonzero(~is_test)
+    if val_fraction > 0:
+        val = assign_groups(labels[rest], groups[rest], [val_fraction, 1.0 - val_fraction], seed + 1) == 0
+        if val.all():
+            raise ValueError(f"data.group: the {n_groups} subjects leave none to train on beside val; lower data.val_fraction")
+        split[rest[val]] = "val"
+    return split
