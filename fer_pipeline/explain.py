@@ -86,9 +86,9 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     from fer_pipeline.evaluate.figures import explain_figure, save_figure
     from fer_pipeline.evaluate.metrics import energy_share, pointing_game
     from fer_pipeline.evaluate.run import resolve_device
+    from fer_pipeline.inputs import faces_to_array
     from fer_pipeline.models import load_model
     from fer_pipeline.models.maps import attention, cosine, resize
-    from fer_pipeline.train.augment import normalizer, to_tensor_planes
 
     dev = resolve_device(device)
     model, config = load_model(model_path, dev)
@@ -100,8 +100,7 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     crop, matrix = frame_face(rgb, face.points, shown_as)  # what is drawn: the framing at a readable size
     _, fallback = framing_matrix(face.points, rgb.shape[:2], alignment)
     box = framed_region(matrix, crop.shape[0])
-    planes = [np.ascontiguousarray(small[:, :, c]) for c in range(3)]  # the evaluation path's normalisation
-    x = torch.from_numpy(to_tensor_planes(planes, None, normalizer(model.mean, model.std)))[None].to(dev)
+    x = torch.from_numpy(faces_to_array(small[None], model.mean, model.std)).to(dev)  # the evaluation path's normalisation
     layer = model.layer_names[-1]
     with torch.no_grad():
         out_ = model(x, layers=(layer,))

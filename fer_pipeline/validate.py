@@ -201,8 +201,8 @@ def check_train(params: Mapping[str, Any], method: str | None = None) -> tuple[A
     devices, ...), a registered method and a timm backbone; returns (TrainConfig, the method's own options)."""
     import timm
 
+    from fer_pipeline.core.train_config import TrainConfig, method_params
     from fer_pipeline.models import list_methods
-    from fer_pipeline.train.config import TrainConfig, method_params
 
     name = str(method if method is not None else get(params, "train").get("method", "cam")).lower()
     methods = list_methods()
@@ -224,7 +224,7 @@ def check_evaluate(params: Mapping[str, Any]) -> None:
     for key, low in (("faithfulness_n", 0), ("deletion_steps", 1), ("figure_samples", 0)):
         if key in get(params, "evaluate"):  # optional: the stage has defaults
             number(params, f"evaluate.{key}", int, lo=low)
-    from fer_pipeline.train.config import DEVICES
+    from fer_pipeline.core.train_config import DEVICES
 
     if "device" in get(params, "train"):
         choice(params, "train.device", DEVICES)

@@ -22,14 +22,15 @@ from tqdm.auto import tqdm
 from fer_pipeline.align.warp import RECORD_KEY, Alignment
 from fer_pipeline.core.io import file_sha256
 from fer_pipeline.core.labels import NUM_CLASSES
+from fer_pipeline.core.train_config import TrainConfig, run_config
 from fer_pipeline.evaluate.metrics import accuracy
 from fer_pipeline.evaluate.run import au_macro_cos, infer, resolve_device
+from fer_pipeline.inputs.dataset import FERDataset, collate
 from fer_pipeline.models import FERModel, create_model, save_model
 from fer_pipeline.models.loss import guided_loss
+from fer_pipeline.train.augment import Augmentation
 from fer_pipeline.train.balance import ce_weights, describe, make_sampler
 from fer_pipeline.train.checkpoint import fingerprint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from fer_pipeline.train.config import TrainConfig, run_config
-from fer_pipeline.train.dataset import FERDataset, collate
 from fer_pipeline.train.distributed import (
     SINGLE,
     DistInfo,
@@ -241,8 +242,8 @@ def train_model(
         "std": model.std,
         "faces_path": faces_path,
     }
-    train_ds = FERDataset(train_rows, train=True, seed=cfg.seed, **common)
-    val_ds = FERDataset(val_rows, train=False, **common) if not val_rows.empty and info.is_main else None
+    train_ds = FERDataset(train_rows, augment=Augmentation(cfg.seed), **common)
+    val_ds = FERDataset(val_rows, **common) if not val_rows.empty and info.is_main else None
     if info.is_main:
         print(f"train: {train_ds.cache_note}")
     sampler = make_sampler(cfg.balance, train_ds, seed=cfg.seed, info=info)  # none / weights: the plain epoch permutation
