@@ -30,7 +30,7 @@ from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
 from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.landmarks.store import LandmarkTable, write_landmark_store
 from fer_pipeline.train.augment import Augmentation
-from fer_pipeline.train.loop import set_cpu_threads
+from fer_pipeline.train.epoch import set_cpu_threads
 
 
 def photos(root: Path, n: int, width: int, height: int) -> tuple[pd.DataFrame, np.ndarray]:

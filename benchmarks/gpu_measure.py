@@ -24,7 +24,7 @@ from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.landmarks.stage import build_landmark_store
 from fer_pipeline.train.augment import Augmentation
 from fer_pipeline.train.distributed import EpochSampler
-from fer_pipeline.train.loop import _loader, make_optimizer, train_epoch
+from fer_pipeline.train.epoch import make_loader, make_optimizer, train_epoch
 
 #: `--amp` names → autocast dtype (None: fp32).
 DTYPES: dict[str, torch.dtype | None] = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
@@ -152,7 +152,7 @@ def train_loader(faces: Faces, cfg: TrainConfig, device: torch.device, mean: tup
     ds = FERDataset(faces.manifest, faces.root, faces.aumaps, cfg.input_size, cache_images=cfg.cache_images,
                     mean=mean, std=std, augment=Augmentation(cfg.seed))
     sampler = EpochSampler(ds, seed=cfg.seed)
-    return _loader(ds, cfg, train=True, device=device, generator=torch.Generator(), sampler=sampler), sampler
+    return make_loader(ds, cfg, train=True, device=device, generator=torch.Generator(), sampler=sampler), sampler
 
 
 def loader_rate(faces: Faces, cfg: TrainConfig, workers: int, device: torch.device, mean: tuple, std: tuple) -> dict[str, Any]:

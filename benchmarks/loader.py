@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 
 from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.train.augment import Augmentation, Draw, geometry
-from fer_pipeline.train.loop import set_cpu_threads
+from fer_pipeline.train.epoch import set_cpu_threads
 
 
 class NoMaps(FERDataset):

@@ -41,12 +41,12 @@ def child(data: Path, steps: int, size: int, batch: int, backbone: str, stride: 
     from fer_pipeline.inputs.dataset import FERDataset
     from fer_pipeline.models import create_model
     from fer_pipeline.models.loss import guided_loss
-    from fer_pipeline.train import loop
+    from fer_pipeline.train import epoch
     from fer_pipeline.train.augment import Augmentation
     from fer_pipeline.train.distributed import EpochSampler
 
     threads = int(os.environ.get("FER_BENCH_THREADS", "0"))
-    loop.set_cpu_threads(threads)
+    epoch.set_cpu_threads(threads)
     cfg = TrainConfig(
         backbone=backbone, output_stride=stride, input_size=size, batch_size=batch, device="cpu", cache_images="true"
     )
@@ -55,8 +55,8 @@ def child(data: Path, steps: int, size: int, batch: int, backbone: str, stride: 
     ds = FERDataset(manifest, data, data / "aumaps.h5", size, augment=Augmentation(), cache_images="true", mean=model.mean,
                     std=model.std)
     sampler = EpochSampler(ds, seed=0)
-    dl = loop._loader(ds, cfg, train=True, device=torch.device("cpu"), generator=torch.Generator(), sampler=sampler)
-    opt = loop.make_optimizer(cfg, model)
+    dl = epoch.make_loader(ds, cfg, train=True, device=torch.device("cpu"), generator=torch.Generator(), sampler=sampler)
+    opt = epoch.make_optimizer(cfg, model)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
@@ -74,7 +74,7 @@ def child(data: Path, steps: int, size: int, batch: int, backbone: str, stride: 
 
     def real() -> None:
         one = list(itertools.islice(batches, 1))
-        loop.train_epoch(model, one, opt, sched, scaler, cfg=cfg, lam=4.0, device=torch.device("cpu"), dtype=None, desc="bench")
+        epoch.train_epoch(model, one, opt, sched, scaler, cfg=cfg, lam=4.0, device=torch.device("cpu"), dtype=None, desc="bench")
 
     batches = itertools.cycle(dl)
     bare()  # warm-up: oneDNN primitive creation, allocator

@@ -1,4 +1,4 @@
-"""`fer explain IMAGE`: find the face and its 68 landmarks, predict the expression, and draw what the model looked at.
+"""What `fer explain IMAGE` runs: find the face and its 68 landmarks, predict the expression, and draw what the model looked at.
 
 Works on any photo: the landmarks stage's dlib detector (HOG, Haar fallback; the best-scoring face is kept; with none,
 the whole image is used) finds the face and its 68 points, and `fer_pipeline.align.model_input` frames it with the
@@ -12,18 +12,12 @@ no ground truth). The 68-point model is trained on iBUG-300W: non-commercial use
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fer_pipeline.core import paths
-
-DEFAULT_MODEL = paths.model_path("cam-aus")
 #: Side (px) of the framed face shown for a `mode: none` model (its input is the whole image at the input size).
 DISPLAY_SIDE = 256
 
@@ -155,31 +149,3 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
         "scores": scores,
         "landmarks": face.points.round(1).tolist() if face.points is not None else None,
     }
-
-
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register `explain` on the `fer` command's subparsers."""
-    p = subparsers.add_parser(
-        "explain",
-        help="predict the expression of a photo and draw its landmarks, AU map, CAM and attention",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("image", help="a photo (any size; the face is found and framed as the model's training faces were)")
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help=f"model file (default: {DEFAULT_MODEL})")
-    p.add_argument("--out", default=None, help="PNG to write (default: <image stem>_explain.png in the current folder)")
-    p.add_argument("--json", action="store_true", help="print the prediction, probabilities and scores as JSON")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.set_defaults(func=run)
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    """Execute `fer explain` from parsed arguments; 0 on success."""
-    out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_explain.png")
-    result = explain(args.image, args.model, out, device=args.device)
-    if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "landmarks"}, indent=2))
-    else:
-        probs = result["probabilities"]
-        print(f"{args.image}: {result['prediction']} ({probs[result['prediction']]:.1%}) -> {out}", file=sys.stdout)
-    return 0

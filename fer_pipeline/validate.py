@@ -140,8 +140,8 @@ def check_synthetic(params: Mapping[str, Any]) -> None:
 
 def check_landmarks(params: Mapping[str, Any]) -> None:
     """`landmarks.*`: a registered backend, noise >= 0, a worker count."""
-    from fer_pipeline.landmarks.dlib68 import DETECTORS, FALLBACKS
     from fer_pipeline.landmarks.extract import BACKENDS, _as_list
+    from fer_pipeline.landmarks.options import DETECTORS, FALLBACKS
 
     backend = choice(params, "landmarks.backend", tuple(BACKENDS))
     number(params, "landmarks.noise", lo=0.0)

@@ -256,7 +256,7 @@ def test_fer_explain_reproduces_the_training_frame(dlib_points: np.ndarray, tmp_
 
 
 def test_preprocessing_does_not_import_torch() -> None:
-    code = "import sys, fer_pipeline.align.stage, fer_pipeline.align.qa, fer_pipeline.cli_align; print('torch' in sys.modules)"
+    code = "import sys, fer_pipeline.align.stage, fer_pipeline.align.qa, fer_pipeline.cli.align; print('torch' in sys.modules)"
     assert run([sys.executable, "-c", code], ROOT).stdout.strip() == "False"
 
 

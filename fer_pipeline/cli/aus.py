@@ -7,13 +7,21 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from fer_pipeline.cli.common import add_command
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import atomic_path, load_params
 
+EXAMPLES = """
+  fer aus import openface.csv                   # OpenFace 2.x output, staged as data/aus_import/<dataset>.csv
+  fer aus import pyfeat.csv --out my_aus.csv    # stage it elsewhere (then set aus.file)
+"""
 
-def register(areas: Any) -> None:
+
+def add_parser(subparsers: Any) -> None:
     """Add `aus import` to the `fer` parser."""
-    parser = areas.add_parser("aus", help="per-image AU activations (AU detector CSVs)")
+    parser = add_command(subparsers, "aus", help="per-image AU activations (AU detector CSVs)",
+                         description="Import the per-image AU activations of an AU detector (OpenFace, py-feat or a "
+                         "plain CSV) for `aus.source: import`.", examples=EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     imp = commands.add_parser(
         "import",

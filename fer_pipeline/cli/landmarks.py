@@ -6,13 +6,22 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fer_pipeline.cli.common import add_command
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 
+EXAMPLES = """
+  fer landmarks qa                            # figures/landmarks/<dataset>.png and the quality summary
+  fer landmarks qa --worst -n 24              # the 24 worst-shaped faces instead of random ones
+  fer landmarks import openface_landmarks.csv # check and stage points computed elsewhere
+"""
 
-def register(areas: Any) -> None:
+
+def add_parser(subparsers: Any) -> None:
     """Add `landmarks import` and `landmarks qa` to the `fer` parser."""
-    parser = areas.add_parser("landmarks", help="landmark import and QA")
+    parser = add_command(subparsers, "landmarks", help="landmark import and QA",
+                         description="Check the 68-point landmarks of the current dataset (params.yaml: data.dataset), "
+                         "or import points computed elsewhere.", examples=EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     imp = commands.add_parser(
