@@ -289,6 +289,29 @@ def check_stage(stage: str, params: Mapping[str, Any], **kwargs: Any) -> Any:
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, ImageError, ClusterError)
 
 
+def stage_args(name: str, usage: str, argv: Sequence[str], low: int = 0, high: int = 0) -> list[str]:
+    """The positional arguments of `pipeline/<name>.py` (between `low` and `high` of them): `-h`/`--help` prints the
+    usage line and exits 0; a wrong count or an option prints it with the error and exits 2 (as argparse does)."""
+    line = f"usage: python pipeline/{name}.py {usage}".rstrip()
+    args = list(argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(line)
+        raise SystemExit(0)
+    bad = [a for a in args if a.startswith("-")]
+    if bad or not low <= len(args) <= high:
+        want = f"{low}" if low == high else f"{low} to {high}"
+        why = f"unknown option {bad[0]}" if bad else f"expected {want} argument(s), got {len(args)}: {' '.join(args)}".rstrip(": ")
+        print(f"{line}\n{name}: error: {why}", file=sys.stderr)
+        raise SystemExit(2)
+    return args
+
+
+def usage_error(name: str, usage: str, why: str) -> None:
+    """Print `pipeline/<name>.py`'s usage line and `why`, and exit 2 (a bad value of a positional argument)."""
+    print(f"usage: python pipeline/{name}.py {usage}\n{name}: error: {why}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def run_stage(name: str, main: Callable[..., Any], *args: Any) -> None:
     """Run a stage's `main`; our errors (bad params, bad data, missing inputs) print as `<name>: error: ...` and exit 2.
 

@@ -19,7 +19,7 @@ from fer_pipeline.evaluate.extended import evaluate_extended, write_extended
 from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_images
 from fer_pipeline.models import trained_method
 from fer_pipeline.report.tables import run_name
-from fer_pipeline.validate import check_stage, run_stage
+from fer_pipeline.validate import check_stage, run_stage, stage_args
 
 
 def main(method: str, aus: str, *cross: str) -> None:
@@ -66,4 +66,4 @@ def main(method: str, aus: str, *cross: str) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("evaluate", main, *sys.argv[1:4])
+    run_stage("evaluate", main, *stage_args("evaluate", "METHOD noaus|aus [CROSSDATA_NAME]", sys.argv[1:], 2, 3))

@@ -255,11 +255,6 @@ def test_fer_explain_reproduces_the_training_frame(dlib_points: np.ndarray, tmp_
     assert 100 < x0 < 200 and x1 - x0 < 260  # the framed region is around her face, not the 512 px photo
 
 
-def test_preprocessing_does_not_import_torch() -> None:
-    code = "import sys, fer_pipeline.align.stage, fer_pipeline.align.qa, fer_pipeline.cli.align; print('torch' in sys.modules)"
-    assert run([sys.executable, "-c", code], ROOT).stdout.strip() == "False"
-
-
 @pytest.mark.slow
 def test_mode_none_keeps_the_demo_inputs_byte_identical(clone: Path) -> None:
     """`dvc repro aumaps` with the default `align.mode: none` rebuilds the committed baseline's images, manifest,
