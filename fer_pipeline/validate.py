@@ -300,15 +300,13 @@ def stage_args(name: str, usage: str, argv: Sequence[str], low: int = 0, high: i
     bad = [a for a in args if a.startswith("-")]
     if bad or not low <= len(args) <= high:
         want = f"{low}" if low == high else f"{low} to {high}"
-        why = f"unknown option {bad[0]}" if bad else f"expected {want} argument(s), got {len(args)}: {' '.join(args)}".rstrip(": ")
-        print(f"{line}\n{name}: error: {why}", file=sys.stderr)
-        raise SystemExit(2)
+        usage_error(name, usage, f"unknown option {bad[0]}" if bad else f"expected {want} argument(s), got {len(args)}")
     return args
 
 
 def usage_error(name: str, usage: str, why: str) -> None:
     """Print `pipeline/<name>.py`'s usage line and `why`, and exit 2 (a bad value of a positional argument)."""
-    print(f"usage: python pipeline/{name}.py {usage}\n{name}: error: {why}", file=sys.stderr)
+    print(f"usage: python pipeline/{name}.py {usage}".rstrip() + f"\n{name}: error: {why}", file=sys.stderr)
     raise SystemExit(2)
 
 

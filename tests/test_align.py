@@ -5,7 +5,6 @@ and `fer explain` framing a saved photo exactly as the aligned store did."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import cv2

@@ -93,8 +93,7 @@ def test_synthetic_model_warns(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert trained_on(model) == "rafdb" and capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize(("script", "argv"), [("train", ["cam", "both"]), ("aus", ["extra"]),
-                                              ("align", ["--force"])])
+@pytest.mark.parametrize(("script", "argv"), [("aus", ["extra"]), ("align", ["--force"])])
 def test_stage_scripts_print_usage_on_bad_arguments(script: str, argv: list[str]) -> None:
     res = subprocess.run([sys.executable, f"pipeline/{script}.py", *argv], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2, res.stderr

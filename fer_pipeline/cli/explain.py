@@ -35,9 +35,9 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute `fer explain` from parsed arguments; 0 on success."""
+    warn_if_synthetic(check_model(args.model))  # before the heavy imports: a missing model is said at once
     from fer_pipeline.explain import explain
 
-    warn_if_synthetic(check_model(args.model))
     out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_explain.png")
     result: dict[str, Any] = explain(args.image, args.model, out, device=args.device)
     if args.json:

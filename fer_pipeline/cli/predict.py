@@ -64,12 +64,12 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Execute `fer predict` from parsed arguments; 0 on success (rows that failed are in the CSV, not errors)."""
+    if args.batch_size < 1 or args.n_jobs < 1:
+        raise ValueError("--batch-size and --n-jobs must be at least 1")
+    warn_if_synthetic(check_model(args.model))  # before the heavy imports: a missing model is said at once
     from fer_pipeline.landmarks.dlib68 import Dlib68Config
     from fer_pipeline.predict import FrameConfig, predict
 
-    if args.batch_size < 1 or args.n_jobs < 1:
-        raise ValueError("--batch-size and --n-jobs must be at least 1")
-    warn_if_synthetic(check_model(args.model))
     cfg = FrameConfig(detector=Dlib68Config(args.detector, tuple(args.fallback), detect_max_side=args.detect_max_side))
     summary = predict(
         args.source,
