@@ -23,7 +23,8 @@ def add_parser(subparsers: Any) -> None:
                          description="Check the framed faces of the aligned-face store (run `dvc repro align` with "
                          "align.mode: similarity first).", examples=EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    qa = commands.add_parser("qa", help="draw random framed faces with their points on the template, and rows per fallback")
+    qa = add_command(commands, "qa", help="draw random framed faces with their points on the template, and rows per fallback",
+                     examples=EXAMPLES)
     qa.add_argument("--out", type=Path, default=None, help="PNG to write (default figures/align/<dataset>.png)")
     qa.add_argument("-n", type=int, default=16, help="samples drawn (default 16)")
     qa.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")

@@ -23,8 +23,8 @@ def add_parser(subparsers: Any) -> None:
                          description="Import the per-image AU activations of an AU detector (OpenFace, py-feat or a "
                          "plain CSV) for `aus.source: import`.", examples=EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    imp = commands.add_parser(
-        "import",
+    imp = add_command(
+        commands, "import", examples=EXAMPLES,
         help="validate an AU detector's CSV against the manifest and stage it for `aus.source: import`",
         description="Reads FILE (OpenFace 2.x: AU01_r.. 0-5 / AU01_c..; py-feat: AU01..AU43 in [0, 1]; plain: AU1, AU2, .. "
         "in [0, 1]; each with a sample_id column of manifest ids), checks every manifest row (numbers in range, a row per "

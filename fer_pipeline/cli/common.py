@@ -15,8 +15,10 @@ DEVICES = ("auto", "cpu", "cuda")
 DEFAULT_MODEL = paths.model_path("cam-aus")
 
 
-def add_command(subparsers: Any, name: str, *, help: str, description: str, examples: str) -> argparse.ArgumentParser:
-    """A command's parser whose help ends with its examples, laid out as written."""
+def add_command(
+    subparsers: Any, name: str, *, help: str, examples: str, description: str | None = None
+) -> argparse.ArgumentParser:
+    """A command's (or a sub-command's) parser whose help ends with its examples, laid out as written."""
     return subparsers.add_parser(
         name, help=help, description=description, epilog="examples:\n" + examples.strip("\n"),
         formatter_class=argparse.RawDescriptionHelpFormatter,
