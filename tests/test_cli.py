@@ -98,3 +98,17 @@ def test_stage_scripts_print_usage_on_bad_arguments(script: str, argv: list[str]
     res = subprocess.run([sys.executable, f"pipeline/{script}.py", *argv], cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 2, res.stderr
     assert res.stderr.startswith(f"usage: python pipeline/{script}.py") and f"{script}: error:" in res.stderr
+
+
+def test_cli_reference_shows_every_example_and_the_class_table() -> None:
+    """docs/reference/cli.md carries each command's examples as its help prints them, and `fer classes`' output."""
+    import importlib
+
+    page = (ROOT / "docs" / "reference" / "cli.md").read_text(encoding="utf-8")
+    for name in cli.COMMANDS:
+        module = importlib.import_module(f"fer_pipeline.cli.{name}")
+        for text in [v for k, v in vars(module).items() if k.endswith("EXAMPLES")]:
+            for line in text.strip("\n").splitlines():
+                assert line.strip() in page, (name, line)
+        assert f"`fer {name}" in page
+    assert class_table() in page

@@ -11,6 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "fer_pipeline"
 PREPROCESSING = ("core", "data", "landmarks", "align", "aus", "aumaps")
+#: The floors of the package, bottom up (docs/reference/architecture.md): a module imports its own floor and lower ones.
+FLOORS = ("core", "aus", "data", "landmarks", "align", "aumaps", "inputs", "models", "evaluate", "train", "explain",
+          "predict", "report", "validate", "cli")
 
 
 def imports(path: Path) -> set[str]:
@@ -31,6 +34,19 @@ def imports(path: Path) -> set[str]:
 
 def sources() -> list[Path]:
     return sorted([*PACKAGE.rglob("*.py"), *(ROOT / "pipeline").glob("*.py")])
+
+
+def test_no_floor_imports_a_higher_one() -> None:
+    rank = {name: i for i, name in enumerate(FLOORS)}
+    assert {p.relative_to(PACKAGE).parts[0].removesuffix(".py") for p in PACKAGE.rglob("*.py")} - {"__init__"} == set(FLOORS)
+    bad = []
+    for p in PACKAGE.rglob("*.py"):
+        own = p.relative_to(PACKAGE).parts[0].removesuffix(".py")
+        for m in imports(p):
+            target = m.split(".")[1] if m.startswith("fer_pipeline.") else None
+            if own in rank and target in rank and rank[target] > rank[own]:
+                bad.append(f"{p.relative_to(ROOT)} ({own}) imports {m} ({target})")
+    assert not bad, bad
 
 
 def test_only_training_imports_train() -> None:
