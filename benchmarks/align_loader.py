@@ -27,9 +27,10 @@ from fer_pipeline.aumaps.store import write_aumap_store
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.data.photo import scene
 from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
+from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.landmarks.store import LandmarkTable, write_landmark_store
-from fer_pipeline.train.dataset import FERDataset
-from fer_pipeline.train.loop import set_cpu_threads
+from fer_pipeline.train.augment import Augmentation
+from fer_pipeline.train.epoch import set_cpu_threads
 
 
 def photos(root: Path, n: int, width: int, height: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -79,7 +80,7 @@ def main() -> None:
         # the AU maps do not change the comparison (both loaders warp one): drawn once for the framed points
         maps, has = render_maps(np.full((n, 68, 2), np.nan, np.float32), np.tile([1, 1], (n, 1)), manifest["label"].to_numpy())
         write_aumap_store(root / "aumaps.h5", manifest["sample_id"].tolist(), to_uint8(maps), has, {"size": maps.shape[-1]})
-        kw = {"image_root": root, "aumap_path": root / "aumaps.h5", "input_size": args.input, "train": True,
+        kw = {"image_root": root, "aumap_path": root / "aumaps.h5", "input_size": args.input, "augment": Augmentation(),
               "cache_images": "false"}
         loaders = {
             "whole photos (mode none)": training_loader(FERDataset(manifest, **kw), args.batch, args.workers),

@@ -11,10 +11,10 @@ import statistics
 import torch
 from common import fmt, interleaved, machine, paired, summary
 
+from fer_pipeline.core.train_config import TrainConfig
 from fer_pipeline.models import ModelOutput, create_model
 from fer_pipeline.models.loss import guided_loss
-from fer_pipeline.train.config import TrainConfig
-from fer_pipeline.train.loop import make_optimizer, set_cpu_threads
+from fer_pipeline.train.epoch import make_optimizer, set_cpu_threads
 
 
 def main() -> None:

@@ -88,7 +88,7 @@ def training_loader(ds: Any, batch: int, workers: int) -> Any:
     persistent workers (torch is imported here so the preprocessing benchmarks stay torch-free)."""
     from torch.utils.data import DataLoader
 
-    from fer_pipeline.train.dataset import collate
+    from fer_pipeline.inputs.dataset import collate
     from fer_pipeline.train.distributed import EpochSampler
 
     return DataLoader(ds, batch_size=batch, sampler=EpochSampler(ds, seed=0), drop_last=True, num_workers=workers,

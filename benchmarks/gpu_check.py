@@ -54,10 +54,11 @@ from gpu_measure import (
 )
 from gpu_report import table, write
 
+from fer_pipeline.core.train_config import TrainConfig
 from fer_pipeline.evaluate.extended import evaluate_extended, write_extended
 from fer_pipeline.models import FERModel, create_model
-from fer_pipeline.train.config import TrainConfig
-from fer_pipeline.train.loop import amp_dtype, train_model
+from fer_pipeline.train.epoch import amp_dtype
+from fer_pipeline.train.loop import train_model
 
 #: Share of the budget that must be left to start a section (the compile section compiles ResNet50 fwd + bwd).
 NEED = {"dataset": 0.08, "throughput": 0.12, "loader": 0.05, "train": 0.08, "evaluate": 0.04, "precision_layout": 0.05,

@@ -17,13 +17,14 @@ from common import ROOT  # first: puts this checkout on sys.path
 
 from fer_pipeline.aumaps.build import aumap_attrs, build_aumap_store_from_files
 from fer_pipeline.core.labels import NUM_CLASSES
+from fer_pipeline.core.train_config import TrainConfig
 from fer_pipeline.data.datasets import prepare_synthetic
 from fer_pipeline.data.manifest import write_manifest
+from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.landmarks.stage import build_landmark_store
-from fer_pipeline.train.config import TrainConfig
-from fer_pipeline.train.dataset import FERDataset
+from fer_pipeline.train.augment import Augmentation
 from fer_pipeline.train.distributed import EpochSampler
-from fer_pipeline.train.loop import _loader, make_optimizer, train_epoch
+from fer_pipeline.train.epoch import make_loader, make_optimizer, train_epoch
 
 #: `--amp` names → autocast dtype (None: fp32).
 DTYPES: dict[str, torch.dtype | None] = {"bf16": torch.bfloat16, "fp16": torch.float16, "off": None}
@@ -148,10 +149,10 @@ def step_rate(
 
 def train_loader(faces: Faces, cfg: TrainConfig, device: torch.device, mean: tuple, std: tuple) -> tuple[Any, EpochSampler]:
     """The training loader as `train_model` builds it, over every row of the face set (train augmentation)."""
-    ds = FERDataset(faces.manifest, faces.root, faces.aumaps, cfg.input_size, train=True, cache_images=cfg.cache_images,
-                    mean=mean, std=std, seed=cfg.seed)
+    ds = FERDataset(faces.manifest, faces.root, faces.aumaps, cfg.input_size, cache_images=cfg.cache_images,
+                    mean=mean, std=std, augment=Augmentation(cfg.seed))
     sampler = EpochSampler(ds, seed=cfg.seed)
-    return _loader(ds, cfg, train=True, device=device, generator=torch.Generator(), sampler=sampler), sampler
+    return make_loader(ds, cfg, train=True, device=device, generator=torch.Generator(), sampler=sampler), sampler
 
 
 def loader_rate(faces: Faces, cfg: TrainConfig, workers: int, device: torch.device, mean: tuple, std: tuple) -> dict[str, Any]:

@@ -19,9 +19,9 @@ import torch
 from common import fmt, interleaved, machine, paired, summary, synthetic_dataset, training_loader
 from torch.utils.data import DataLoader
 
-from fer_pipeline.train.augment import Draw, geometry
-from fer_pipeline.train.dataset import FERDataset
-from fer_pipeline.train.loop import set_cpu_threads
+from fer_pipeline.inputs.dataset import FERDataset
+from fer_pipeline.train.augment import Augmentation, Draw, geometry
+from fer_pipeline.train.epoch import set_cpu_threads
 
 
 class NoMaps(FERDataset):
@@ -32,7 +32,7 @@ class NoMaps(FERDataset):
         if self.cache is not None:  # plain RGB in the cache, as a loader without maps would keep it
             self.cache = [np.ascontiguousarray(c[:, :, :3]) for c in self.cache]
 
-    def planes(self, i: int, d: Draw | None) -> tuple[list[np.ndarray], np.ndarray | None]:
+    def planes(self, i: int, d: Draw | None = None) -> tuple[list[np.ndarray], np.ndarray | None]:
         image = self.image(i) if d is None else geometry(self.image(i), d, self.input_size)
         return list(cv2.split(image)), None
 
@@ -50,7 +50,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifest = synthetic_dataset(root, args.n, args.size)
-        kw = {"image_root": root, "aumap_path": root / "aumaps.h5", "input_size": args.size, "train": True}
+        kw = {"image_root": root, "aumap_path": root / "aumaps.h5", "input_size": args.size, "augment": Augmentation()}
         loaders = {
             "with AU maps": training_loader(FERDataset(manifest, cache_images="true", **kw), args.batch, args.workers),
             "without AU maps": training_loader(NoMaps(manifest, cache_images="true", **kw), args.batch, args.workers),

@@ -19,8 +19,9 @@ from pathlib import Path
 from common import fmt, interleaved, machine, synthetic_dataset, training_loader
 from torch.utils.data import DataLoader
 
-from fer_pipeline.train.dataset import FERDataset
-from fer_pipeline.train.loop import set_cpu_threads
+from fer_pipeline.inputs.dataset import FERDataset
+from fer_pipeline.train.augment import Augmentation
+from fer_pipeline.train.epoch import set_cpu_threads
 
 
 def main() -> None:
@@ -36,7 +37,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifest = synthetic_dataset(root, args.n, args.size)
-        kw = {"image_root": root, "aumap_path": root / "aumaps.h5", "input_size": args.input, "train": True}
+        kw = {"image_root": root, "aumap_path": root / "aumaps.h5", "input_size": args.input, "augment": Augmentation()}
         disk = FERDataset(manifest, cache_images="false", **kw)
         ram = FERDataset(manifest, cache_images="true", **kw)
         loaders = {f"disk, {w} workers": training_loader(disk, args.batch, w) for w in (0, 2, 4)}

@@ -28,7 +28,8 @@ import yaml
 from common import ROOT, machine
 
 from fer_pipeline.core.labels import NUM_CLASSES
-from fer_pipeline.data.datasets import GT_LANDMARKS, write_landmark_csv
+from fer_pipeline.core.paths import GT_LANDMARKS
+from fer_pipeline.data.datasets import write_landmark_csv
 from fer_pipeline.data.manifest import write_manifest
 from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
 

@@ -21,10 +21,10 @@ import yaml
 from common import ROOT, interleaved, machine
 
 from fer_pipeline.core.presets import flatten
+from fer_pipeline.core.train_config import TrainConfig, method_params
 from fer_pipeline.models import create_model
 from fer_pipeline.models.loss import guided_loss
-from fer_pipeline.train.config import TrainConfig, method_params
-from fer_pipeline.train.loop import make_optimizer, set_cpu_threads
+from fer_pipeline.train.epoch import make_optimizer, set_cpu_threads
 
 
 def merged(params: Path, preset: Path | None) -> dict:

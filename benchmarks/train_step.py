@@ -37,24 +37,26 @@ def child(data: Path, steps: int, size: int, batch: int, backbone: str, stride: 
     import pandas as pd
     import torch
 
+    from fer_pipeline.core.train_config import TrainConfig
+    from fer_pipeline.inputs.dataset import FERDataset
     from fer_pipeline.models import create_model
     from fer_pipeline.models.loss import guided_loss
-    from fer_pipeline.train import loop
-    from fer_pipeline.train.config import TrainConfig
-    from fer_pipeline.train.dataset import FERDataset
+    from fer_pipeline.train import epoch
+    from fer_pipeline.train.augment import Augmentation
     from fer_pipeline.train.distributed import EpochSampler
 
     threads = int(os.environ.get("FER_BENCH_THREADS", "0"))
-    loop.set_cpu_threads(threads)
+    epoch.set_cpu_threads(threads)
     cfg = TrainConfig(
         backbone=backbone, output_stride=stride, input_size=size, batch_size=batch, device="cpu", cache_images="true"
     )
     manifest = pd.read_csv(data / "manifest.csv", dtype={"sample_id": str})
     model = create_model("cam", backbone=backbone, output_stride=stride).to(memory_format=torch.channels_last)
-    ds = FERDataset(manifest, data, data / "aumaps.h5", size, train=True, cache_images="true", mean=model.mean, std=model.std)
+    ds = FERDataset(manifest, data, data / "aumaps.h5", size, augment=Augmentation(), cache_images="true", mean=model.mean,
+                    std=model.std)
     sampler = EpochSampler(ds, seed=0)
-    dl = loop._loader(ds, cfg, train=True, device=torch.device("cpu"), generator=torch.Generator(), sampler=sampler)
-    opt = loop.make_optimizer(cfg, model)
+    dl = epoch.make_loader(ds, cfg, train=True, device=torch.device("cpu"), generator=torch.Generator(), sampler=sampler)
+    opt = epoch.make_optimizer(cfg, model)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     x = torch.randn(batch, 3, size, size).contiguous(memory_format=torch.channels_last)
@@ -72,7 +74,7 @@ def child(data: Path, steps: int, size: int, batch: int, backbone: str, stride: 
 
     def real() -> None:
         one = list(itertools.islice(batches, 1))
-        loop.train_epoch(model, one, opt, sched, scaler, cfg=cfg, lam=4.0, device=torch.device("cpu"), dtype=None, desc="bench")
+        epoch.train_epoch(model, one, opt, sched, scaler, cfg=cfg, lam=4.0, device=torch.device("cpu"), dtype=None, desc="bench")
 
     batches = itertools.cycle(dl)
     bare()  # warm-up: oneDNN primitive creation, allocator
@@ -89,7 +91,8 @@ def augmentation_sample(size: int, repeats: int = 200) -> dict[str, float]:
     from torchvision import tv_tensors
     from torchvision.transforms import v2
 
-    from fer_pipeline.train.augment import draw, geometry, normalizer, sample_rng, to_tensor_planes, with_map
+    from fer_pipeline.inputs import normalizer, to_tensor_planes, with_map
+    from fer_pipeline.train.augment import colour_jitter, draw, geometry, sample_rng
 
     rgb = (np.random.default_rng(0).random((size, size, 3)) * 255).astype(np.uint8)
     au = np.random.default_rng(1).random((56, 56)).astype(np.float32)
@@ -115,7 +118,8 @@ def augmentation_sample(size: int, repeats: int = 200) -> dict[str, float]:
     def after() -> None:  # the current FERDataset.__getitem__ (train mode)
         d = draw(sample_rng(0, 1, 2))
         channels = cv2.split(geometry(rgba, d, size))
-        torch.from_numpy(to_tensor_planes(channels[:3], d, norm)), torch.from_numpy(channels[3].astype(np.float32) / 255)
+        torch.from_numpy(to_tensor_planes(channels[:3], norm, colour_jitter(d)))
+        torch.from_numpy(channels[3].astype(np.float32) / 255)
 
     out = {}
     for threads in (1, 2):

@@ -1,4 +1,4 @@
-"""`fer explain IMAGE`: find the face and its 68 landmarks, predict the expression, and draw what the model looked at.
+"""What `fer explain IMAGE` runs: find the face and its 68 landmarks, predict the expression, and draw what the model looked at.
 
 Works on any photo: the landmarks stage's dlib detector (HOG, Haar fallback; the best-scoring face is kept; with none,
 the whole image is used) finds the face and its 68 points, and `fer_pipeline.align.model_input` frames it with the
@@ -12,18 +12,12 @@ no ground truth). The 68-point model is trained on iBUG-300W: non-commercial use
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fer_pipeline.core import paths
-
-DEFAULT_MODEL = paths.model_path("cam-aus")
 #: Side (px) of the framed face shown for a `mode: none` model (its input is the whole image at the input size).
 DISPLAY_SIDE = 256
 
@@ -86,9 +80,9 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     from fer_pipeline.evaluate.figures import explain_figure, save_figure
     from fer_pipeline.evaluate.metrics import energy_share, pointing_game
     from fer_pipeline.evaluate.run import resolve_device
+    from fer_pipeline.inputs import faces_to_array
     from fer_pipeline.models import load_model
     from fer_pipeline.models.maps import attention, cosine, resize
-    from fer_pipeline.train.augment import normalizer, to_tensor_planes
 
     dev = resolve_device(device)
     model, config = load_model(model_path, dev)
@@ -100,8 +94,7 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     crop, matrix = frame_face(rgb, face.points, shown_as)  # what is drawn: the framing at a readable size
     _, fallback = framing_matrix(face.points, rgb.shape[:2], alignment)
     box = framed_region(matrix, crop.shape[0])
-    planes = [np.ascontiguousarray(small[:, :, c]) for c in range(3)]  # the evaluation path's normalisation
-    x = torch.from_numpy(to_tensor_planes(planes, None, normalizer(model.mean, model.std)))[None].to(dev)
+    x = torch.from_numpy(faces_to_array(small[None], model.mean, model.std)).to(dev)  # the evaluation path's normalisation
     layer = model.layer_names[-1]
     with torch.no_grad():
         out_ = model(x, layers=(layer,))
@@ -156,31 +149,3 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
         "scores": scores,
         "landmarks": face.points.round(1).tolist() if face.points is not None else None,
     }
-
-
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register `explain` on the `fer` command's subparsers."""
-    p = subparsers.add_parser(
-        "explain",
-        help="predict the expression of a photo and draw its landmarks, AU map, CAM and attention",
-        description=__doc__.split("\n\n")[0],
-    )
-    p.add_argument("image", help="a photo (any size; the face is found and framed as the model's training faces were)")
-    p.add_argument("--model", default=str(DEFAULT_MODEL), help=f"model file (default: {DEFAULT_MODEL})")
-    p.add_argument("--out", default=None, help="PNG to write (default: <image stem>_explain.png in the current folder)")
-    p.add_argument("--json", action="store_true", help="print the prediction, probabilities and scores as JSON")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.set_defaults(func=run)
-    return p
-
-
-def run(args: argparse.Namespace) -> int:
-    """Execute `fer explain` from parsed arguments; 0 on success."""
-    out = Path(args.out) if args.out else Path(f"{Path(args.image).stem}_explain.png")
-    result = explain(args.image, args.model, out, device=args.device)
-    if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "landmarks"}, indent=2))
-    else:
-        probs = result["probabilities"]
-        print(f"{args.image}: {result['prediction']} ({probs[result['prediction']]:.1%}) -> {out}", file=sys.stdout)
-    return 0

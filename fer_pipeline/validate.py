@@ -145,8 +145,8 @@ def check_synthetic(params: Mapping[str, Any]) -> None:
 
 def check_landmarks(params: Mapping[str, Any]) -> None:
     """`landmarks.*`: a registered backend, noise >= 0, a worker count."""
-    from fer_pipeline.landmarks.dlib68 import DETECTORS, FALLBACKS
     from fer_pipeline.landmarks.extract import BACKENDS, _as_list
+    from fer_pipeline.landmarks.options import DETECTORS, FALLBACKS
 
     backend = choice(params, "landmarks.backend", tuple(BACKENDS))
     number(params, "landmarks.noise", lo=0.0)
@@ -207,8 +207,8 @@ def check_train(params: Mapping[str, Any], method: str | None = None) -> tuple[A
     devices, ...), a registered method and a timm backbone; returns (TrainConfig, the method's own options)."""
     import timm
 
+    from fer_pipeline.core.train_config import TrainConfig, method_params
     from fer_pipeline.models import list_methods
-    from fer_pipeline.train.config import TrainConfig, method_params
 
     name = str(method if method is not None else get(params, "train").get("method", "cam")).lower()
     methods = list_methods()
@@ -230,7 +230,7 @@ def check_evaluate(params: Mapping[str, Any]) -> None:
     for key, low in (("faithfulness_n", 0), ("deletion_steps", 1), ("figure_samples", 0)):
         if key in get(params, "evaluate"):  # optional: the stage has defaults
             number(params, f"evaluate.{key}", int, lo=low)
-    from fer_pipeline.train.config import DEVICES
+    from fer_pipeline.core.train_config import DEVICES
 
     if "device" in get(params, "train"):
         choice(params, "train.device", DEVICES)
@@ -293,6 +293,27 @@ def check_stage(stage: str, params: Mapping[str, Any], **kwargs: Any) -> Any:
 
 #: Errors a stage reports as one line (every message in fer_pipeline names the file/row/key and what to do).
 USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, ImageError, ClusterError)
+
+
+def stage_args(name: str, usage: str, argv: Sequence[str], low: int = 0, high: int = 0) -> list[str]:
+    """The positional arguments of `pipeline/<name>.py` (between `low` and `high` of them): `-h`/`--help` prints the
+    usage line and exits 0; a wrong count or an option prints it with the error and exits 2 (as argparse does)."""
+    line = f"usage: python pipeline/{name}.py {usage}".rstrip()
+    args = list(argv)
+    if any(a in ("-h", "--help") for a in args):
+        print(line)
+        raise SystemExit(0)
+    bad = [a for a in args if a.startswith("-")]
+    if bad or not low <= len(args) <= high:
+        want = f"{low}" if low == high else f"{low} to {high}"
+        usage_error(name, usage, f"unknown option {bad[0]}" if bad else f"expected {want} argument(s), got {len(args)}")
+    return args
+
+
+def usage_error(name: str, usage: str, why: str) -> None:
+    """Print `pipeline/<name>.py`'s usage line and `why`, and exit 2 (a bad value of a positional argument)."""
+    print(f"usage: python pipeline/{name}.py {usage}".rstrip() + f"\n{name}: error: {why}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def run_stage(name: str, main: Callable[..., Any], *args: Any) -> None:

@@ -8,11 +8,11 @@ from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import stage_params
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
-from fer_pipeline.validate import check_stage, run_stage
+from fer_pipeline.validate import check_stage, run_stage, stage_args
 
 
-def main() -> None:
-    params, dataset, _ = stage_params(load_params(), sys.argv[1:2])  # dataset: the storage key
+def main(*cross: str) -> None:
+    params, dataset, _ = stage_params(load_params(), cross)  # dataset: the storage key
     check_stage("align", params)
     out = paths.aligned_store(dataset)
     summary = build_aligned_store(  # streamed block by block: memory does not grow with N
@@ -23,4 +23,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage("align", main)
+    run_stage("align", main, *stage_args("align", "[CROSSDATA_NAME]", sys.argv[1:], 0, 1))

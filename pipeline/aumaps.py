@@ -12,11 +12,11 @@ from fer_pipeline.core.crossdata import stage_params
 from fer_pipeline.core.io import load_params, parse_bool
 from fer_pipeline.data.manifest import read_manifest
 from fer_pipeline.landmarks.store import USABLE, read_status
-from fer_pipeline.validate import check_stage, run_stage
+from fer_pipeline.validate import check_stage, run_stage, stage_args
 
 
-def main() -> None:
-    params, dataset, _ = stage_params(load_params(), sys.argv[1:2])  # dataset: the storage key
+def main(*cross: str) -> None:
+    params, dataset, _ = stage_params(load_params(), cross)  # dataset: the storage key
     check_stage("aumaps", params)
     p = params["aumaps"]
     settings = {k: p[k] for k in ("codebook", "size", "radius", "smoothing")}
@@ -52,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage("aumaps", main)
+    run_stage("aumaps", main, *stage_args("aumaps", "[CROSSDATA_NAME]", sys.argv[1:], 0, 1))

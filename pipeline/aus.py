@@ -1,11 +1,13 @@
 """Stage `aus`: per-image AU activations (synthetic truth or an AU detector's CSV) matched to the manifest, into HDF5."""
 
+import sys
+
 from fer_pipeline.aus.stage import build_au_table
 from fer_pipeline.aus.store import write_au_store
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.manifest import read_manifest
-from fer_pipeline.validate import check_stage, run_stage
+from fer_pipeline.validate import check_stage, run_stage, stage_args
 
 
 def main() -> None:
@@ -20,4 +22,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage("aus", main)
+    run_stage("aus", main, *stage_args("aus", "", sys.argv[1:]))

@@ -26,7 +26,7 @@ from fer_pipeline.evaluate.run import evaluate_model
 from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_images
 from fer_pipeline.models import is_posthoc, trained_method
 from fer_pipeline.report.tables import run_name
-from fer_pipeline.validate import check_stage, run_stage
+from fer_pipeline.validate import check_stage, run_stage, stage_args
 
 
 def validation_metrics(model_path: Path, method: str, manifest: pd.DataFrame, params: dict, dataset: str,
@@ -101,4 +101,4 @@ def main(method: str, aus: str, *cross: str) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("evaluate", main, *sys.argv[1:4])
+    run_stage("evaluate", main, *stage_args("evaluate", "METHOD noaus|aus [CROSSDATA_NAME]", sys.argv[1:], 2, 3))

@@ -9,11 +9,11 @@ from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
 from fer_pipeline.landmarks.stage import build_landmark_store
 from fer_pipeline.landmarks.summary import format_summary
-from fer_pipeline.validate import check_stage, run_stage
+from fer_pipeline.validate import check_stage, run_stage, stage_args
 
 
-def main() -> None:
-    params, key, _ = stage_params(load_params(), sys.argv[1:2])
+def main(*cross: str) -> None:
+    params, key, _ = stage_params(load_params(), cross)
     check_stage("landmarks", params)
     out = paths.landmark_store(key)
     summary = build_landmark_store(  # streamed block by block: memory does not grow with N
@@ -23,4 +23,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage("landmarks", main)
+    run_stage("landmarks", main, *stage_args("landmarks", "[CROSSDATA_NAME]", sys.argv[1:], 0, 1))

@@ -7,11 +7,11 @@ from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import stage_params
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import prepare
-from fer_pipeline.validate import check_stage, run_stage
+from fer_pipeline.validate import check_stage, run_stage, stage_args
 
 
-def main() -> None:
-    params, key, _ = stage_params(load_params(), sys.argv[1:2])
+def main(*cross: str) -> None:
+    params, key, _ = stage_params(load_params(), cross)
     check_stage("prepare", params)
     df = prepare(params, key)
     counts = df.groupby("split").size().to_dict()
@@ -19,4 +19,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage("prepare", main)
+    run_stage("prepare", main, *stage_args("prepare", "[CROSSDATA_NAME]", sys.argv[1:], 0, 1))

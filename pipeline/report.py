@@ -1,6 +1,7 @@
 """Stage `report`: paper-style tables of every run beside the paper's numbers, the beyond-paper metrics and figures."""
 
 import json
+import sys
 
 import pandas as pd
 
@@ -26,7 +27,7 @@ from fer_pipeline.report.tables import (
     shortcut_table,
     with_cross_columns,
 )
-from fer_pipeline.validate import check_stage, run_stage
+from fer_pipeline.validate import check_stage, run_stage, stage_args
 
 
 def read_details(run: str) -> dict:
@@ -73,4 +74,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage("report", main)
+    run_stage("report", main, *stage_args("report", "", sys.argv[1:]))

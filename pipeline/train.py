@@ -20,12 +20,14 @@ from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_image
 from fer_pipeline.models import is_posthoc, trained_method
 from fer_pipeline.report.tables import AUS, run_name
 from fer_pipeline.train.loop import train_model
-from fer_pipeline.validate import check_stage, run_stage
+from fer_pipeline.validate import check_stage, run_stage, stage_args, usage_error
+
+USAGE = "METHOD noaus|aus [SEED]"
 
 
 def main(method: str, aus: str, seed: str | None = None) -> None:
     if aus not in AUS:
-        raise SystemExit(f"train: second argument must be one of {AUS}, got {aus!r}")
+        usage_error("train", USAGE, f"second argument must be one of {', '.join(AUS)}, got {aus!r}")
     if is_posthoc(method):
         raise ValueError(
             f"{method} is post hoc: it reads out the {trained_method(method)} model and trains nothing; "
@@ -64,4 +66,4 @@ def main(method: str, aus: str, seed: str | None = None) -> None:
 
 
 if __name__ == "__main__":
-    run_stage("train", main, *sys.argv[1:4])
+    run_stage("train", main, *stage_args("train", USAGE, sys.argv[1:], 2, 3))

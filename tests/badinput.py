@@ -16,7 +16,8 @@ import pandas as pd
 from PIL import Image
 
 from fer_pipeline.core.labels import NUM_CLASSES
-from fer_pipeline.data.datasets import GT_LANDMARKS, write_landmark_csv
+from fer_pipeline.core.paths import GT_LANDMARKS
+from fer_pipeline.data.datasets import write_landmark_csv
 from fer_pipeline.data.images import MAX_PIXELS
 from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
 from fer_pipeline.landmarks.store import Status

@@ -14,7 +14,7 @@ from fer_pipeline.aumaps.render import render_maps, to_uint8
 from fer_pipeline.aumaps.store import write_aumap_store
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.data.synthetic import SyntheticConfig, make_sample
-from fer_pipeline.train.dataset import IMAGENET_MEAN, IMAGENET_STD
+from fer_pipeline.inputs import IMAGENET_MEAN, IMAGENET_STD
 
 
 def write_faces(

@@ -5,7 +5,6 @@ and `fer explain` framing a saved photo exactly as the aligned store did."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import cv2
@@ -253,11 +252,6 @@ def test_fer_explain_reproduces_the_training_frame(dlib_points: np.ndarray, tmp_
     assert res["face"]["alignment"] == SIM.to_dict() and res["face"]["fallback"] == "landmarks"
     x0, y0, x1, y1 = res["face"]["framed"]
     assert 100 < x0 < 200 and x1 - x0 < 260  # the framed region is around her face, not the 512 px photo
-
-
-def test_preprocessing_does_not_import_torch() -> None:
-    code = "import sys, fer_pipeline.align.stage, fer_pipeline.align.qa, fer_pipeline.cli_align; print('torch' in sys.modules)"
-    assert run([sys.executable, "-c", code], ROOT).stdout.strip() == "False"
 
 
 @pytest.mark.slow

@@ -14,19 +14,10 @@ from torchvision.transforms import v2
 
 from fer_pipeline.aumaps.build import build_aumap_store, build_aumaps
 from fer_pipeline.aumaps.store import read_aumap_store, stream_aumap_store, write_aumap_store
+from fer_pipeline.inputs import normalizer, to_tensor_planes, with_map
+from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.landmarks.store import LandmarkTable
-from fer_pipeline.train.augment import (
-    Draw,
-    affine,
-    draw,
-    geometry,
-    normalizer,
-    sample_rng,
-    to_tensor_planes,
-    warp,
-    with_map,
-)
-from fer_pipeline.train.dataset import FERDataset
+from fer_pipeline.train.augment import Augmentation, Draw, affine, colour_jitter, draw, geometry, sample_rng, warp
 from fer_pipeline.train.distributed import EpochSampler
 
 NO_JITTER = (("brightness", 1.0), ("contrast", 1.0), ("saturation", 1.0))
@@ -39,7 +30,7 @@ def test_plain_draw_is_the_identity() -> None:
     assert np.array_equal(geometry(rgb, PLAIN, 40), rgb)
     norm = normalizer((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
     planes = list(cv2.split(rgb))
-    assert np.allclose(to_tensor_planes(planes, PLAIN, norm) * 255, rgb.transpose(2, 0, 1), atol=1e-3)
+    assert np.allclose(to_tensor_planes(planes, norm, colour_jitter(PLAIN)) * 255, rgb.transpose(2, 0, 1), atol=1e-3)
 
 
 def test_image_and_lower_resolution_map_get_the_same_geometry() -> None:
@@ -94,10 +85,10 @@ def test_jitter_matches_torchvision() -> None:
         for f in (0.7, 1.3):
             d = Draw(PLAIN.box, 0.0, False, ((name, f),))
             ref = v2.Normalize(list(mean), list(std))(v2.ToDtype(torch.float32, scale=True)(fn(t, f)))
-            got = torch.from_numpy(to_tensor_planes(list(cv2.split(rgb)), d, norm))
+            got = torch.from_numpy(to_tensor_planes(list(cv2.split(rgb)), norm, colour_jitter(d)))
             assert float(((got - ref) * torch.tensor(std)[:, None, None] * 255).abs().max()) <= 1.5, (name, f)
     ref = v2.Normalize(list(mean), list(std))(v2.ToDtype(torch.float32, scale=True)(t))  # no draw: normalise only
-    assert torch.allclose(torch.from_numpy(to_tensor_planes(list(cv2.split(rgb)), None, norm)), ref, atol=1e-5)
+    assert torch.allclose(torch.from_numpy(to_tensor_planes(list(cv2.split(rgb)), norm)), ref, atol=1e-5)
     assert warp(rgb, affine(PLAIN, (32, 32), 16), 16).shape == (16, 16, 3)
 
 
@@ -114,7 +105,7 @@ def small_set(root: Path, n: int = 12, size: int = 32) -> pd.DataFrame:
 
 def test_batches_do_not_depend_on_workers(tmp_path: Path) -> None:
     """The same (seed, epoch) gives the same augmented batches with 0 or 2 DataLoader workers; a new epoch differs."""
-    ds = FERDataset(small_set(tmp_path), tmp_path, tmp_path / "m.h5", 32, train=True, seed=7)
+    ds = FERDataset(small_set(tmp_path), tmp_path, tmp_path / "m.h5", 32, augment=Augmentation(7))
 
     def epoch(workers: int, e: int) -> list[torch.Tensor]:
         sampler = EpochSampler(ds, seed=7)

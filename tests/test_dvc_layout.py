@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from fer_pipeline.core.presets import flatten as flatten_params
+from fer_pipeline.core.train_config import TrainConfig
 from fer_pipeline.evaluate.headline import HEADLINE, flatten, headline
 from fer_pipeline.models import is_posthoc, list_methods, trained_method
-from fer_pipeline.train.config import TrainConfig
 from tests.conftest import ROOT, make_clone, project_files, run, set_params
 
 #: `train` keys the λ = 0 baseline provably does not read (it aligns nothing and reads no AU maps).

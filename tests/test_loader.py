@@ -13,9 +13,10 @@ from torch.utils.data import DataLoader
 
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split
+from fer_pipeline.inputs.dataset import AUTO_CACHE_BYTES, FERDataset, cache_decision, collate
 from fer_pipeline.models import load_model
-from fer_pipeline.train import FERDataset, TrainConfig, train_model
-from fer_pipeline.train.dataset import AUTO_CACHE_BYTES, cache_decision, collate
+from fer_pipeline.train import TrainConfig, train_model
+from fer_pipeline.train.augment import Augmentation
 from tests.faces import write_faces
 
 
@@ -32,7 +33,7 @@ def test_workers_read_the_same_items_after_the_parent_opened_the_store(faces: tu
     """The parent reads a map first (its h5py handle is open when the workers fork); 2 workers still give exactly
     the parent's items, each worker reading the store through a handle of its own."""
     root, rows = faces
-    ds = FERDataset(rows, root, root / "aumaps.h5", 32, train=True, cache_images="false")
+    ds = FERDataset(rows, root, root / "aumaps.h5", 32, augment=Augmentation(), cache_images="false")
     assert ds.cache is None and ds.au_u8(0).shape == (56, 56) and ds.maps._file is not None  # parent's handle open
 
     def batches(workers: int) -> list[tuple[torch.Tensor, ...]]:

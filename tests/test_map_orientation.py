@@ -15,11 +15,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from fer_pipeline.core.train_config import method_params
 from fer_pipeline.models import FERModel, create_model, list_methods
 from fer_pipeline.models.gradient import GradientCAM
 from fer_pipeline.models.loss import guided_loss
 from fer_pipeline.models.registry import _METHODS
-from fer_pipeline.train.config import method_params
 from tests.faces import face_tensors
 from tests.test_methods import TINY, TRAIN
 

@@ -16,6 +16,7 @@ import yaml
 
 from fer_pipeline.core.labels import AU_CLASSES, LABELS, NUM_CLASSES
 from fer_pipeline.core.presets import overlay_flags
+from fer_pipeline.core.train_config import method_params
 from fer_pipeline.data.manifest import stratified_split
 from fer_pipeline.evaluate.run import evaluate_model
 from fer_pipeline.models import FERModel, create_model, is_posthoc, list_methods, load_model, save_model
@@ -30,7 +31,6 @@ from fer_pipeline.models.vit import block_forward, conv_stem
 from fer_pipeline.models.wildcat import wildcat_pool
 from fer_pipeline.report.tables import METRICS, build_table, method_notes, render_report
 from fer_pipeline.train import TrainConfig, train_model
-from fer_pipeline.train.config import method_params
 from tests.faces import face_tensors, write_faces
 
 torch.set_num_threads(2)

@@ -18,13 +18,13 @@ from fer_pipeline.align.warp import DEFAULT_TEMPLATE, RECORD_KEY, Alignment, tem
 from fer_pipeline.core.labels import LABELS, NUM_CLASSES
 from fer_pipeline.data.face_geometry import anchor_points
 from fer_pipeline.explain import framed_region
+from fer_pipeline.inputs.dataset import FERDataset, collate
 from fer_pipeline.landmarks.dlib68 import Dlib68Config
 from fer_pipeline.models import create_model, load_model
 from fer_pipeline.models.io import save_model
 from fer_pipeline.predict import CSV_COLUMNS, FrameConfig, predict
 from fer_pipeline.predict.frame import BAD_IMAGE, FALLBACK, NO_FACE, OK
 from fer_pipeline.predict.inputs import read_inputs
-from fer_pipeline.train.dataset import FERDataset, collate
 from tests.faces import write_faces
 
 torch.set_num_threads(2)
@@ -81,7 +81,7 @@ def test_probabilities_equal_the_evaluation_path(model_path: Path, faces: tuple[
     assert list(got.columns) == list(CSV_COLUMNS) and got["sample_id"].tolist() == manifest["sample_id"].tolist()
     assert (got["status"] == OK).all() and (got["label"] == [LABELS[k] for k in manifest["label"]]).all()
     model, _ = load_model(model_path, "cpu")
-    ds = FERDataset(manifest, root, root / "aumaps.h5", SIZE, train=False, mean=model.mean, std=model.std)
+    ds = FERDataset(manifest, root, root / "aumaps.h5", SIZE, mean=model.mean, std=model.std)
     x = collate([ds[i] for i in range(len(ds))])[0]
     with torch.no_grad():
         want = model(x, layers=()).logits.softmax(dim=1).numpy()

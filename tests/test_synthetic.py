@@ -279,7 +279,8 @@ def test_generation_is_cheap() -> None:
 
 
 def test_prepare_writes_the_same_bytes_in_parallel(tmp_path) -> None:
-    from fer_pipeline.data.datasets import GT_LANDMARKS, prepare_synthetic
+    from fer_pipeline.core.paths import GT_LANDMARKS
+    from fer_pipeline.data.datasets import prepare_synthetic
 
     data = {"seed": 0, "val_fraction": 0.15, "test_fraction": 0.2}
     synth = {"n": 300, "seed": 3, "size": 32}  # 300 rows: two 256-row chunks in the parallel run

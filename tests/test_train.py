@@ -17,8 +17,10 @@ from fer_pipeline.aumaps.store import write_aumap_store
 from fer_pipeline.core.labels import AU_CLASSES, LABELS, NEUTRAL, NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split
 from fer_pipeline.evaluate.run import evaluate_model, write_outputs
+from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.models import load_model
-from fer_pipeline.train import FERDataset, TrainConfig, train_model
+from fer_pipeline.train import TrainConfig, train_model
+from fer_pipeline.train.augment import Augmentation
 from tests.faces import write_faces
 
 torch.set_num_threads(2)
@@ -119,7 +121,7 @@ def test_joint_augmentation_keeps_the_map_on_the_image(tmp_path: Path) -> None:
         maps[i, round(y0 * s) : round((y0 + 30) * s), round(x0 * s) : round((x0 + 30) * s)] = 255
     write_aumap_store(tmp_path / "m.h5", ids, maps, np.ones(n, bool), {"size": 56})
     rows = pd.DataFrame({"sample_id": ids, "path": [f"img/{s}.png" for s in ids], "label": 1, "split": "train"})
-    ds = FERDataset(rows, tmp_path, tmp_path / "m.h5", 64, train=True)
+    ds = FERDataset(rows, tmp_path, tmp_path / "m.h5", 64, augment=Augmentation())
     torch.manual_seed(0)
     ious, moved = [], 0
     for i in range(n):
@@ -136,7 +138,7 @@ def test_joint_augmentation_keeps_the_map_on_the_image(tmp_path: Path) -> None:
     assert min(ious) > 0.7, ious
     assert moved >= n // 2, "train-mode augmentation should move most squares"
     # eval mode: resize only, map returned at its stored size, untouched
-    ev = FERDataset(rows, tmp_path, tmp_path / "m.h5", 64, train=False, cache_images="false")
+    ev = FERDataset(rows, tmp_path, tmp_path / "m.h5", 64, cache_images="false")
     image, au, *_ = ev[3]
     assert ev.cache is None and ds.cache is not None
     assert image.shape == (3, 64, 64) and au.shape == (56, 56)
@@ -147,12 +149,12 @@ def test_dataset_rejects_a_stale_aumap_store(synth: tuple[Path, pd.DataFrame]) -
     root, manifest = synth
     rows = manifest.head(3).assign(sample_id=["x", "y", "z"])
     with pytest.raises(ValueError, match="rerun `dvc repro aumaps`"):
-        FERDataset(rows, root, root / "aumaps.h5", 64, train=False)
+        FERDataset(rows, root, root / "aumaps.h5", 64)
 
 
 def test_neutral_rows_never_have_a_map(synth: tuple[Path, pd.DataFrame]) -> None:
     root, manifest = synth
-    ds = FERDataset(manifest, root, root / "aumaps.h5", 64, train=False)
+    ds = FERDataset(manifest, root, root / "aumaps.h5", 64)
     assert not ds.has_map[ds.labels == NEUTRAL].any()
     assert ds.has_map[ds.labels != NEUTRAL].mean() > 0.9
 

@@ -12,7 +12,6 @@ from fer_pipeline import __version__
 from fer_pipeline.aus.formats import AUS, read_au_csv
 from fer_pipeline.aus.store import SOURCES, AuTable, align_aus
 from fer_pipeline.core import paths
-from fer_pipeline.data.datasets import GT_AUS
 
 
 def au_source_file(aus: Mapping[str, Any], dataset: str) -> Path | None:
@@ -25,7 +24,7 @@ def au_source_file(aus: Mapping[str, Any], dataset: str) -> Path | None:
     if source == "synthetic":
         if dataset != "synthetic":
             raise ValueError(f"aus.source=synthetic needs data.dataset=synthetic (got {dataset!r}); use import or none")
-        return paths.prepared_dir(dataset) / GT_AUS
+        return paths.prepared_dir(dataset) / paths.GT_AUS
     return Path(str(aus.get("file") or "")) if aus.get("file") else paths.au_import(dataset)
 
 

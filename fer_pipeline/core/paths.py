@@ -10,6 +10,17 @@ def prepared_dir(dataset: str) -> Path:
     return Path("data/prepared") / dataset
 
 
+#: Files the prepare stage writes beside the manifest (in `prepared_dir`):
+#: the generator's landmark truth (import CSV format; read by `landmarks.backend: synthetic`),
+GT_LANDMARKS = "landmarks_gt.csv"
+#: the generator's per-image AU truth (`sample_id, AU1, …` in [0, 1]; read by `aus.source: synthetic` and evaluate),
+GT_AUS = "aus_gt.csv"
+#: landmarks shipped by the dataset (AffectNet), in the import CSV format (`landmarks.backend: dataset`),
+DATASET_LANDMARKS = "landmarks_dataset.csv"
+#: source rows an adapter left out of the manifest, and why.
+EXCLUDED = "excluded.csv"
+
+
 def manifest_path(dataset: str) -> Path:
     """`sample_id, path, label, split` CSV written by prepare."""
     return prepared_dir(dataset) / "manifest.csv"

@@ -17,16 +17,10 @@ from fer_pipeline.aus.formats import AUS, write_au_csv
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import atomic_dir, atomic_path
 from fer_pipeline.core.labels import LABELS, NUM_CLASSES
+from fer_pipeline.core.paths import DATASET_LANDMARKS, EXCLUDED, GT_AUS, GT_LANDMARKS
 from fer_pipeline.data.manifest import stratified_split, write_manifest
 
 DATASETS = ("synthetic", "rafdb", "affectnet", "folder")
-GT_LANDMARKS = "landmarks_gt.csv"
-#: The generator's per-image AU truth (`sample_id, AU1, …` in [0, 1]; read by `aus.source: synthetic` and evaluate).
-GT_AUS = "aus_gt.csv"
-#: Landmarks shipped by the dataset (AffectNet), in the import CSV format, beside the manifest (`landmarks.backend: dataset`).
-DATASET_LANDMARKS = "landmarks_dataset.csv"
-#: Source rows an adapter left out of the manifest, and why (beside the manifest).
-EXCLUDED = "excluded.csv"
 
 
 def image_root(data: dict[str, Any], key: str | None = None) -> Path:

@@ -26,9 +26,9 @@ from fer_pipeline.evaluate.metrics import au_macro, per_class_mean
 from fer_pipeline.evaluate.panel import Panel, pick_samples, write_panel
 from fer_pipeline.evaluate.run import EvalResult, evaluate_model, resolve_device, write_outputs
 from fer_pipeline.evaluate.shortcut import cue_metrics
+from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.landmarks.store import USABLE, read_landmark_store
 from fer_pipeline.models import load_model
-from fer_pipeline.train.dataset import FERDataset
 
 #: Side (pixels) of the images drawn in figures.
 DISPLAY = 112
@@ -118,7 +118,7 @@ def _faithfulness(
     dev = resolve_device(device)
     model, config = load_model(model_path, dev, method=method)
     sub = rows.iloc[idx]
-    ds = FERDataset(sub, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std,
+    ds = FERDataset(sub, image_root, aumap_path, int(config["input_size"]), mean=model.mean, std=model.std,
                     faces_path=faces_path)
     batches = [x for x, *_ in DataLoader(ds, batch_size=batch_size, shuffle=False)]
     return deletion_scores(model, batches, steps=steps, device=dev), sub["label"].to_numpy(np.int64)
@@ -233,7 +233,7 @@ def evaluate_extended(
             faces_path=faces_path,
         )
         add_deletion(m, deletion, labels)
-    view = FERDataset(rows, image_root, None, DISPLAY, train=False, cache_images=False, faces_path=faces_path)
+    view = FERDataset(rows, image_root, None, DISPLAY, cache_images=False, faces_path=faces_path)
     means, counts = _class_means(view.read, au, result)
     pick = pick_samples(result.y, result.has_map, figure_samples)
     images = np.stack([view.read(i) for i in pick]) if pick.size else np.zeros((0, DISPLAY, DISPLAY, 3), np.uint8)

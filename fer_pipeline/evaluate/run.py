@@ -23,9 +23,9 @@ from fer_pipeline.core.paths import DETAILS_FILE, SCORES_FILE
 from fer_pipeline.evaluate.bootstrap import Scores, band, scores_csv
 from fer_pipeline.evaluate.headline import headline
 from fer_pipeline.evaluate.metrics import accuracy, au_macro, confusion_matrix, macro_f1, per_class_mean
+from fer_pipeline.inputs.dataset import FERDataset, collate
 from fer_pipeline.models import FERModel, load_model
 from fer_pipeline.models.maps import attention, cosine, resize
-from fer_pipeline.train.dataset import FERDataset, collate
 
 #: The paper's Table 2 reports ATT-COS of the last stage.
 ATT_LAYER = 5
@@ -207,7 +207,7 @@ def evaluate_model(
     rows = manifest[manifest["split"] == split]
     if rows.empty:
         raise ValueError(f"the manifest has no {split!r} rows; splits present: {sorted(manifest['split'].unique())}")
-    ds = FERDataset(rows, image_root, aumap_path, int(config["input_size"]), train=False, mean=model.mean, std=model.std,
+    ds = FERDataset(rows, image_root, aumap_path, int(config["input_size"]), mean=model.mean, std=model.std,
                     faces_path=faces_path)  # faces_path: the aligned-face store (align.mode != none)
     pin = dev.type == "cuda"
     loader = DataLoader(

@@ -11,17 +11,12 @@ import cv2
 import numpy as np
 
 from fer_pipeline.core import io
+from fer_pipeline.landmarks.options import DETECT_MAX_SIDE, DETECTORS, FALLBACKS
 from fer_pipeline.landmarks.store import N_POINTS, Status
 
-#: Primary detectors (`landmarks.detector`); `none` uses the dataset's box, else the whole image (aligned crops).
-DETECTORS = ("hog", "haar", "none")
-#: Steps of `landmarks.fallback`, tried in order when the detector finds no face; a hit is recorded as status 3.
-FALLBACKS = ("hog", "haar", "box", "whole")
 #: A face box: left, top, right, bottom (inclusive pixels, dlib's convention).
 Box = tuple[int, int, int, int]
 HAAR_CASCADE = "haarcascade_frontalface_default.xml"
-#: Default long side (px) of the copy detectors search: faces from ~100 px in a 2000 px photo; 4.4x faster end to end there.
-DETECT_MAX_SIDE = 800
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,7 @@ class SyntheticBackend:
         self._source: PointsSource | None = None
 
     def extract(self, manifest: pd.DataFrame, root: Path, first_row: int = 0) -> LandmarkTable:
-        from fer_pipeline.data.datasets import GT_LANDMARKS
+        from fer_pipeline.core.paths import GT_LANDMARKS
 
         # Every image is decoded once (the reader training uses): unusable ones become UNREADABLE with a reason.
         check = probe_images(manifest["path"].tolist(), root, n_jobs=self.n_jobs, chunk_size=self.chunk_size)
@@ -150,7 +150,7 @@ class DatasetBackend:
     """Landmarks shipped by the dataset (AffectNet's `facial_landmarks`), which prepare wrote beside the manifest."""
 
     def __init__(self, prepared: Path) -> None:
-        from fer_pipeline.data.datasets import DATASET_LANDMARKS
+        from fer_pipeline.core.paths import DATASET_LANDMARKS
 
         self.file = Path(prepared) / DATASET_LANDMARKS
         self._source: PointsSource | None = None

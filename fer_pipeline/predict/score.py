@@ -35,11 +35,9 @@ class Scored:
 
 def to_batch(faces: np.ndarray, model: FERModel) -> torch.Tensor:
     """(B,S,S,3) uint8 faces -> normalised (B,3,S,S) float32, exactly as the evaluation path normalises."""
-    from fer_pipeline.train.augment import normalizer, to_tensor_planes
+    from fer_pipeline.inputs import faces_to_array
 
-    norm = normalizer(model.mean, model.std)
-    planes = [[np.ascontiguousarray(f[:, :, c]) for c in range(3)] for f in faces]
-    return torch.from_numpy(np.stack([to_tensor_planes(p, None, norm) for p in planes]))
+    return torch.from_numpy(faces_to_array(faces, model.mean, model.std))
 
 
 @torch.no_grad()

@@ -39,7 +39,7 @@ LABELS = {
 
 def layers_label(value: Any) -> str:
     """A layer set as the paper writes it: "5+4" (largest first); accepts [5, 4], "5,4", "[4, 5]" or 5."""
-    from fer_pipeline.train.config import parse_layers  # the one parser `train.layers` goes through
+    from fer_pipeline.core.train_config import parse_layers  # the one parser `train.layers` goes through
 
     return "+".join(str(v) for v in sorted(parse_layers(value), reverse=True))
 

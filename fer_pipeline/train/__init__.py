@@ -1,17 +1,17 @@
-"""Training: config from params, the joint image + AU-map dataset, and the guided training loop."""
+"""Training: the guided loop, its augmentation on top of the model's input contract (`fer_pipeline.inputs`),
+class balancing, checkpoints and DDP. Its params (`TrainConfig`) live in `fer_pipeline.core.train_config`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from fer_pipeline.train.config import TrainConfig
-from fer_pipeline.train.dataset import FERDataset
+from fer_pipeline.core.train_config import TrainConfig
 
-__all__ = ["FERDataset", "TrainConfig", "train_model"]
+__all__ = ["TrainConfig", "train_model"]
 
 
 def __getattr__(name: str) -> Any:
-    """Import the loop lazily: it imports `evaluate`, which imports this package's dataset (no import cycle)."""
+    """Import the loop (torch, timm, evaluate) only when it is asked for."""
     if name == "train_model":
         from fer_pipeline.train.loop import train_model
 

@@ -1,5 +1,6 @@
-"""Joint image + AU-map augmentation: ONE cv2 affine warp (the map rides as a 4th image channel), then colour jitter
-and normalisation in one float pass; drawn from a per-(seed, epoch, sample) RNG.
+"""Joint image + AU-map augmentation on top of the model's input contract (`fer_pipeline.inputs`): ONE cv2 affine warp
+(the map rides as a 4th image channel), then colour jitter in the float pass that normalises; drawn from a
+per-(seed, epoch, sample) RNG.
 
 Why not torchvision.transforms.v2: its crop → rotate → flip chain costs ~10 ms a 112 px sample on one thread and
 10x that when torch's intra-op threads fight other processes for 2 cores (BENCHMARKS.md, "Training step"); this
@@ -16,6 +17,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+
+from fer_pipeline.inputs.tensor import Colour
 
 #: RandomResizedCrop-style area and aspect ranges, rotation (degrees), flip probability, colour jitter strengths.
 CROP_SCALE = (0.75, 1.0)
@@ -111,20 +114,11 @@ def jitter_coefficients(d: Draw, channel_means: Sequence[float]) -> tuple[float,
     return a, b, c
 
 
-def normalizer(mean: Sequence[float], std: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """(scale, shift) float32 (3,) with v·scale − shift = (v / 255 − mean) / std per channel."""
-    m, sd = np.asarray(mean, np.float32), np.asarray(std, np.float32)
-    return np.float32(1.0 / 255.0) / sd, m / sd
+def colour_jitter(d: Draw) -> Colour:
+    """The draw's colour jitter as an in-place change of float32 (3,H,W) planes in [0, 255] (for `to_tensor_planes`):
+    x → a·x + b·grey(x) + c with the draw's coefficients from the planes' channel means, clamped to [0, 255]."""
 
-
-def to_tensor_planes(planes: Sequence[np.ndarray], d: Draw | None, norm: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """uint8 R, G, B planes (H,W) → float32 (3,H,W): colour-jittered by `d` (None: not), clamped to [0, 255], then
-    normalised with `normalizer`'s (scale, shift). All in float32 on contiguous planes: no uint8 rounding between
-    the steps, and no interleaved-pixel pass (6x faster than converting a transposed (H,W,3) view)."""
-    out = np.empty((3, *planes[0].shape), dtype=np.float32)
-    for c in range(3):
-        out[c] = planes[c]
-    if d is not None:
+    def apply(out: np.ndarray) -> None:
         a, b, c0 = jitter_coefficients(d, out.mean(axis=(1, 2), dtype=np.float64))
         grey = out[0] * np.float32(b * _LUMA[0])
         grey += out[1] * np.float32(b * _LUMA[1])
@@ -133,9 +127,8 @@ def to_tensor_planes(planes: Sequence[np.ndarray], d: Draw | None, norm: tuple[n
         out *= np.float32(a)
         out += grey
         np.clip(out, 0.0, 255.0, out=out)
-    out *= norm[0][:, None, None]
-    out -= norm[1][:, None, None]
-    return out
+
+    return apply
 
 
 def geometry(x: np.ndarray, d: Draw, out_size: int) -> np.ndarray:
@@ -143,9 +136,21 @@ def geometry(x: np.ndarray, d: Draw, out_size: int) -> np.ndarray:
     return warp(x, affine(d, x.shape[:2], out_size), out_size)
 
 
-def with_map(rgb: np.ndarray, au_u8: np.ndarray) -> np.ndarray:
-    """(S,S,4) uint8: the image with its AU map (stored uint8, any size covering the same frame) as a 4th channel,
-    so that ONE warp moves both (a cv2.warpAffine call costs ~60 us whatever the size, more than a map's pixels)."""
-    h, w = rgb.shape[:2]
-    grid = au_u8 if au_u8.shape == (h, w) else cv2.resize(au_u8, (w, h), interpolation=cv2.INTER_LINEAR)
-    return np.dstack([rgb, grid])
+@dataclass(frozen=True)
+class Augmentation:
+    """Training's augmentation for `fer_pipeline.inputs.FERDataset(augment=...)`: the draw of a row in an epoch is a
+    function of `seed`, the epoch and the row (the same in every DataLoader worker and DDP process)."""
+
+    seed: int = 0
+
+    def draw(self, epoch: int, index: int) -> Draw:
+        """Row `index`'s draw in `epoch`."""
+        return draw(sample_rng(self.seed, epoch, index))
+
+    def geometry(self, x: np.ndarray, d: Draw, out_size: int) -> np.ndarray:
+        """The draw's crop → rotate → flip (image and map as one array)."""
+        return geometry(x, d, out_size)
+
+    def colour(self, d: Draw) -> Colour:
+        """The draw's colour jitter."""
+        return colour_jitter(d)

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import Sampler
 
 from fer_pipeline.core.labels import LABELS, NUM_CLASSES
-from fer_pipeline.train.dataset import FERDataset
+from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.train.distributed import SINGLE, DistInfo, EpochSampler
 
 

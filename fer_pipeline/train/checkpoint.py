@@ -84,3 +84,50 @@ def load_checkpoint(path: Path, expected_fingerprint: str) -> dict[str, Any] | N
         print(f"resume: {path} was made with another config or data; training from scratch")
         return None
     return state
+
+
+def training_state(
+    *,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    generator: torch.Generator,
+    epoch: int,
+    best_acc: float,
+    best_epoch: int,
+    best_state: dict[str, torch.Tensor] | None,
+    fingerprint: str,
+    history: list[dict[str, float]],
+) -> dict[str, Any]:
+    """What `save_checkpoint` writes after an epoch: weights, optimizer, schedule, scaler, the best epoch so far, RNGs."""
+    return {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "scheduler": sched.state_dict(),
+        "scaler": scaler.state_dict(),
+        "epoch": epoch,
+        "best_acc": best_acc,
+        "best_epoch": best_epoch,
+        "best_state": best_state,
+        "rng": rng_state(generator),
+        "fingerprint": fingerprint,
+        "history": history,
+    }
+
+
+def restore(
+    state: dict[str, Any],
+    *,
+    model: torch.nn.Module,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    generator: torch.Generator,
+) -> None:
+    """Load a checkpoint's weights, optimizer, schedule, scaler and RNG states back (the run continues bit-for-bit)."""
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    scaler.load_state_dict(state["scaler"])
+    set_rng_state(state["rng"], generator)

@@ -1,183 +1,49 @@
-"""`train_model`: CE + λ·alignment training, per-epoch validation, best-on-val selection, DVCLive, resumable checkpoints."""
+"""`train_model`: CE + λ·alignment training, per-epoch validation, best-on-val selection, DVCLive, resumable checkpoints.
+
+The epoch and the validation pass are in `epoch.py`, the checkpoint's contents in `checkpoint.py`."""
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
-import random
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import cv2
-import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
 from tqdm.auto import tqdm
 
 from fer_pipeline.align.warp import RECORD_KEY, Alignment
 from fer_pipeline.core.io import file_sha256
 from fer_pipeline.core.labels import NUM_CLASSES
-from fer_pipeline.evaluate.metrics import accuracy
-from fer_pipeline.evaluate.run import au_macro_cos, infer, resolve_device
+from fer_pipeline.core.train_config import TrainConfig, run_config
+from fer_pipeline.evaluate.run import resolve_device
+from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.models import FERModel, create_model, save_model
-from fer_pipeline.models.loss import guided_loss
+from fer_pipeline.train.augment import Augmentation
 from fer_pipeline.train.balance import ce_weights, describe, make_sampler
-from fer_pipeline.train.checkpoint import fingerprint, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from fer_pipeline.train.config import TrainConfig, run_config
-from fer_pipeline.train.dataset import FERDataset, collate
+from fer_pipeline.train.checkpoint import fingerprint, load_checkpoint, restore, save_checkpoint, training_state
 from fer_pipeline.train.distributed import (
-    SINGLE,
-    DistInfo,
-    cpu_threads,
     finish,
     init_distributed,
     live_logger,
     per_rank_batch,
     rank_device,
-    reduce_sum,
     wrap_model,
 )
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (all devices)."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def amp_dtype(device: torch.device, mode: str) -> torch.dtype | None:
-    """Autocast dtype: bf16 where the GPU supports it, else fp16; None (fp32) on CPU or with amp: off."""
-    if device.type != "cuda" or mode == "off":
-        return None
-    if mode == "fp16" or (mode == "auto" and not torch.cuda.is_bf16_supported()):
-        return torch.float16
-    return torch.bfloat16
-
-
-def set_cpu_threads(threads: int, info: DistInfo = SINGLE) -> None:
-    """Intra-op threads: `threads`, else OMP_NUM_THREADS when set, else this process's share of the CPUs.
-
-    OpenCV runs single-threaded: the data path works one small image at a time, where a thread pool only adds
-    hand-offs that stall when other processes hold the cores (BENCHMARKS.md, "Training step").
-    """
-    cv2.setNumThreads(1)
-    if not threads and os.environ.get("OMP_NUM_THREADS"):
-        return
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(cpu_threads(threads, info, available))
-
-
-def lr_factor(step: int, *, total: int, warmup: int) -> float:
-    """Linear warm-up over `warmup` steps, then cosine decay to 0 at `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
-def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD with momentum and weight decay (the paper's), or AdamW."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
-def _loader(
-    ds: FERDataset,
-    cfg: TrainConfig,
-    *,
-    train: bool,
-    device: torch.device,
-    generator: torch.Generator,
-    sampler: Sampler | None = None,
-    batch_size: int | None = None,
-) -> DataLoader:
-    """Training: `sampler`'s (epoch, index) keys, last partial batch dropped; validation: in order."""
-    batch_size = batch_size or cfg.batch_size
-    return DataLoader(
-        ds,
-        batch_size=batch_size,
-        shuffle=train and sampler is None,
-        sampler=sampler,
-        drop_last=train and len(sampler if sampler is not None else ds) > batch_size,
-        num_workers=cfg.num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=cfg.num_workers > 0,
-        generator=generator,
-        collate_fn=collate,
-    )
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The FERModel inside `torch.compile` (`_orig_mod`) and DDP (`module`) wrappers."""
-    while True:
-        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
-        if not isinstance(inner, nn.Module):
-            return model
-        model = inner
-
-
-def train_epoch(
-    model: nn.Module,
-    loader: DataLoader,
-    opt: torch.optim.Optimizer,
-    sched: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
-    *,
-    cfg: TrainConfig,
-    lam: float,
-    device: torch.device,
-    dtype: torch.dtype | None,
-    desc: str,
-    info: DistInfo = SINGLE,
-    layers: tuple[int, ...] | None = None,
-    memory_format: torch.memory_format = torch.channels_last,
-    class_weight: torch.Tensor | None = None,
-) -> dict[str, float]:
-    """One pass over the training loader; mean loss / ce / align over batches (and over processes under DDP).
-
-    `layers`: the aligned layers (default `cfg.layers`; () for the λ = 0 baseline, which aligns nothing).
-    `memory_format` is the inputs' layout; the model's must match (channels_last: `train_model`; contiguous: the
-    GPU check's layout comparison). `class_weight`: cross-entropy weights per class (`train.balance: weights`)."""
-    layers = cfg.layers if layers is None else tuple(layers)
-    model.train()
-    core = unwrap(model)  # method hooks live on the FERModel, not on a DDP / torch.compile wrapper
-    sums = torch.zeros(3, dtype=torch.float64, device=device)
-    n = 0
-    autocast = torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-    fmt = memory_format  # channels_last is faster on CUDA and on CPU (oneDNN): 1.2 vs 1.6 s/step for resnet18 os16 @112 bs32
-    bar = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, disable=not info.is_main)
-    for x, au, has_map, y, _ in bar:
-        x = x.to(device, non_blocking=True, memory_format=fmt)
-        au, has_map, y = au.to(device, non_blocking=True), has_map.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        x, au, has_map, y = core.mix_batch(x, au, has_map, y)  # the method's batch augmentation (CutMix), else unchanged
-        with autocast:
-            out = model(x, layers=layers)
-            extra = core.extra_loss(out, y)  # the method's own loss term (ACoL's branch B), else None
-        total, ce, align = guided_loss(
-            out, y, au, has_map, lam, layers, cfg.align_loss, class_weight=class_weight, att_norm=cfg.att_norm
-        )
-        if extra is not None:
-            total = total + extra
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        scaler.step(opt)
-        scaler.update()
-        sched.step()
-        sums += torch.stack([total.detach(), ce.detach(), align.detach()]).double()
-        n += 1
-        if device.type == "cpu" or n % 20 == 0:  # avoid a GPU sync on every step
-            bar.set_postfix(loss=f"{sums[0].item() / n:.3f}", refresh=False)
-    sums, n = reduce_sum(sums, info), n * info.world  # every process runs the same number of steps
-    means = (sums / max(n, 1)).tolist()
-    return {"loss": means[0], "ce": means[1], "align": means[2]}
+from fer_pipeline.train.epoch import (
+    amp_dtype,
+    lr_factor,
+    make_loader,
+    make_optimizer,
+    seed_everything,
+    set_cpu_threads,
+    train_epoch,
+    validate,
+)
 
 
 def train_model(
@@ -243,8 +109,8 @@ def train_model(
         "std": model.std,
         "faces_path": faces_path,
     }
-    train_ds = FERDataset(train_rows, train=True, seed=cfg.seed, **common)
-    val_ds = FERDataset(val_rows, train=False, **common) if not val_rows.empty and info.is_main else None
+    train_ds = FERDataset(train_rows, augment=Augmentation(cfg.seed), **common)
+    val_ds = FERDataset(val_rows, **common) if not val_rows.empty and info.is_main else None
     if info.is_main:
         print(f"train: {train_ds.cache_note}")
     sampler = make_sampler(cfg.balance, train_ds, seed=cfg.seed, info=info)  # none / weights: the plain epoch permutation
@@ -252,8 +118,9 @@ def train_model(
     if info.is_main:
         print(describe(cfg.balance, train_ds.labels))
     per_rank = per_rank_batch(cfg.batch_size, info)
-    train_loader = _loader(train_ds, cfg, train=True, device=device, generator=generator, sampler=sampler, batch_size=per_rank)
-    val_loader = _loader(val_ds, cfg, train=False, device=device, generator=generator) if val_ds else None
+    train_loader = make_loader(train_ds, cfg, train=True, device=device, generator=generator, sampler=sampler,
+                               batch_size=per_rank)
+    val_loader = make_loader(val_ds, cfg, train=False, device=device, generator=generator) if val_ds else None
 
     opt = make_optimizer(cfg, model)
     steps = len(train_loader)
@@ -269,11 +136,7 @@ def train_model(
     history: list[dict[str, float]] = []  # what DVCLive logged per epoch, kept in the checkpoint (plain floats)
     state = load_checkpoint(ckpt_path, fp) if (cfg.resume and ckpt_path is not None) else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        set_rng_state(state["rng"], generator)
+        restore(state, model=model, opt=opt, sched=sched, scaler=scaler, generator=generator)
         start, best_acc, best_epoch, best_state = state["epoch"], state["best_acc"], state["best_epoch"], state["best_state"]
         history = [dict(h) for h in state.get("history", [])]
         print(f"resume: continuing after epoch {start} of {cfg.epochs} (best val acc {best_acc:.2f} at epoch {best_epoch})")
@@ -313,11 +176,7 @@ def train_model(
             done_steps += steps
             val_acc, val_att = math.nan, math.nan
             if val_loader is not None:
-                val_layers = (first_layer,) if first_layer is not None else ()
-                inf = infer(model, val_loader, device=device, layers=val_layers, amp_dtype=dtype)
-                val_acc = accuracy(inf.y, inf.pred)
-                if first_layer is not None:
-                    val_att = au_macro_cos(inf.att_cos[first_layer], inf.y, inf.has_map)
+                val_acc, val_att = validate(model, val_loader, device=device, layer=first_layer, dtype=dtype)
             # Strictly better only: a tie keeps the earlier epoch. Without val rows the last epoch is kept.
             if val_loader is None or val_acc > best_acc:
                 best_acc, best_epoch = val_acc, epoch
@@ -340,19 +199,9 @@ def train_model(
             if ckpt_path is not None and info.is_main:
                 save_checkpoint(
                     ckpt_path,
-                    {
-                        "model": model.state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "epoch": epoch,
-                        "best_acc": best_acc,
-                        "best_epoch": best_epoch,
-                        "best_state": best_state,
-                        "rng": rng_state(generator),
-                        "fingerprint": fp,
-                        "history": history,
-                    },
+                    training_state(model=model, opt=opt, sched=sched, scaler=scaler, generator=generator, epoch=epoch,
+                                   best_acc=best_acc, best_epoch=best_epoch, best_state=best_state, fingerprint=fp,
+                                   history=history),
                 )
             live.next_step()
         seconds = time.perf_counter() - t0

@@ -6,15 +6,25 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fer_pipeline.cli.common import add_command
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 
+EXAMPLES = """
+  fer align qa                     # figures/align/<dataset>.png: random framed faces on the template
+  fer align qa -n 32 --seed 1      # another, larger draw
+  fer align qa --out align_qa.png  # write it elsewhere
+"""
 
-def register(areas: Any) -> None:
+
+def add_parser(subparsers: Any) -> None:
     """Add `align qa` to the `fer` parser."""
-    parser = areas.add_parser("align", help="face alignment QA")
+    parser = add_command(subparsers, "align", help="face alignment QA",
+                         description="Check the framed faces of the aligned-face store (run `dvc repro align` with "
+                         "align.mode: similarity first).", examples=EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    qa = commands.add_parser("qa", help="draw random framed faces with their points on the template, and rows per fallback")
+    qa = add_command(commands, "qa", help="draw random framed faces with their points on the template, and rows per fallback",
+                     examples=EXAMPLES)
     qa.add_argument("--out", type=Path, default=None, help="PNG to write (default figures/align/<dataset>.png)")
     qa.add_argument("-n", type=int, default=16, help="samples drawn (default 16)")
     qa.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")

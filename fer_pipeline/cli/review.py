@@ -6,22 +6,31 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fer_pipeline.cli.common import add_command
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+EXAMPLES = """
+  fer review                          # HEAD against the workspace (after dvc repro)
+  fer review HEAD~1 HEAD              # two commits
+  fer review main lam8 --fail-on-worse   # a branch against a `dvc exp` experiment; exit 1 if anything got worse
+"""
+
+
+def add_parser(subparsers: Any) -> None:
     """Add `review` to the `fer` parser."""
-    parser = subparsers.add_parser(
-        "review",
+    parser = add_command(
+        subparsers, "review",
         help="compare the headline metrics of two revisions, each change with its noise band and a verdict",
         description="Prints, per run and headline metric, the value at REV_A (default HEAD) and at REV_B (default the "
         "workspace), the change, its 95%% band (paired bootstrap over the test images, widened by the seed spread when "
         "runs were trained over several seeds) and a verdict: better, worse or within noise. A revision is any git "
         "revision or a `dvc exp` name.",
+        examples=EXAMPLES,
     )
     parser.add_argument("rev_a", nargs="?", default="HEAD", help="the revision before (default HEAD)")
     parser.add_argument("rev_b", nargs="?", default="workspace", help="the revision after (default: the workspace)")
     parser.add_argument("--fail-on-worse", action="store_true", help="exit 1 when a metric is worse beyond noise (CI)")
     parser.add_argument("--repo", type=Path, default=Path("."), help="repository root (default: here)")
-    return parser
+    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,8 +41,3 @@ def run(args: argparse.Namespace) -> int:
     rows = compare_runs(read_runs(args.repo, args.rev_a), read_runs(args.repo, args.rev_b))
     print(render(rows, args.rev_a, args.rev_b), end="")
     return 1 if args.fail_on_worse and worse(rows) else 0
-
-
-def register(subparsers: Any) -> None:
-    """`fer review` in the `fer` parser (the `fer_pipeline.cli` AREAS hook)."""
-    add_parser(subparsers).set_defaults(func=run)

@@ -1,9 +1,15 @@
-"""`FERDataset`: image + its AU map with ONE geometric augmentation draw applied to both, photometric jitter on the image only."""
+"""`FERDataset`: manifest rows → (normalised image, AU map, has_map, label, store row), and `collate` for batches.
+
+The image is the framed face (the aligned store, else the image file) resized to the input size; the map covers the
+same frame. With an `augment` (training's, `fer_pipeline.train.augment.Augmentation`) ONE geometric draw moves image
+and map together and colour jitter touches the image only; without one (evaluation) nothing else happens to either.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -18,16 +24,30 @@ from fer_pipeline.aumaps.store import AUMapReader, NoMaps, open_maps
 from fer_pipeline.core.labels import NEUTRAL
 from fer_pipeline.core.paths import resolve_inside
 from fer_pipeline.data.images import read_image
-from fer_pipeline.train.augment import Draw, draw, geometry, normalizer, sample_rng, to_tensor_planes, with_map
+from fer_pipeline.inputs.tensor import IMAGENET_MEAN, IMAGENET_STD, Colour, normalizer, to_tensor_planes, with_map
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 #: `cache_images: auto` keeps decoded (resized) images in RAM below this many bytes.
 AUTO_CACHE_BYTES = 500 * 2**20
 
 Sample = tuple[torch.Tensor, torch.Tensor, bool, int, int]
 #: A dataset key: a row index, or (epoch, row index) from `EpochSampler` so that the augmentation draw is per epoch.
 Key = int | tuple[int, int]
+
+
+class Augment(Protocol):
+    """What `FERDataset` needs of an augmentation: a per-(epoch, row) draw, its geometry, its colour change."""
+
+    def draw(self, epoch: int, index: int) -> Any:
+        """The draw of row `index` in `epoch` (a pure function of them and the augmentation's seed)."""
+        ...
+
+    def geometry(self, x: np.ndarray, d: Any, out_size: int) -> np.ndarray:
+        """Draw `d`'s warp of an (H,W[,C]) uint8 array into (out_size, out_size[,C])."""
+        ...
+
+    def colour(self, d: Any) -> Colour:
+        """Draw `d`'s in-place colour change of the float planes (see `to_tensor_planes`)."""
+        ...
 
 
 def read_rgb(path: str | Path, size: int) -> np.ndarray:
@@ -67,9 +87,9 @@ def cache_decision(mode: str | bool, n: int, size: int, map_size: int, train: bo
 class FERDataset(Dataset[Sample]):
     """Rows of a manifest → (image (3,S,S) normalised, AU map (H,W) in [0,1], has_map, label, store row).
 
-    Train: one affine draw (`augment.py`, a function of `seed`, the epoch and the row) warps the image and the map
-    together, the map riding as a 4th image channel (H = W = input_size); colour jitter on the image only.
-    Eval: image resized only; the map is returned at its stored size (it covers the whole image, so it stays aligned).
+    With `augment` (training): one draw (a function of the augmentation's seed, the epoch and the row) warps the image
+    and the map together, the map riding as a 4th image channel (H = W = input_size); colour on the image only.
+    Without (evaluation): image resized only; the map at its stored size (it covers the whole image, so it stays aligned).
     """
 
     def __init__(
@@ -78,16 +98,16 @@ class FERDataset(Dataset[Sample]):
         image_root: str | Path,
         aumap_path: str | Path | None,
         input_size: int,
-        train: bool,
         *,
+        augment: Augment | None = None,
         cache_images: str | bool = "auto",
         mean: Sequence[float] = IMAGENET_MEAN,
         std: Sequence[float] = IMAGENET_STD,
-        seed: int = 0,
         faces_path: str | Path | None = None,
     ) -> None:
         self.input_size = int(input_size)
-        self.train = bool(train)
+        self.augment = augment
+        self.train = augment is not None
         ids = manifest_rows["sample_id"].astype(str).tolist()
         self.maps = open_maps(aumap_path) if aumap_path is not None else NoMaps(ids)  # None: no map read (λ = 0)
         root = Path(image_root)
@@ -98,7 +118,7 @@ class FERDataset(Dataset[Sample]):
         self.faces = AlignedFaces(faces_path) if faces_path is not None else None
         self.face_rows = store_rows(self.faces, ids) if self.faces is not None else None
         self.has_map = self.maps.has_map[self.rows] & (self.labels != NEUTRAL)
-        self.norm, self.seed = normalizer(mean, std), int(seed)
+        self.norm = normalizer(mean, std)
         self.cache: list[np.ndarray] | None = None
         self.map_cache: np.ndarray | None = None
         if self._want_cache(cache_images):
@@ -133,20 +153,21 @@ class FERDataset(Dataset[Sample]):
         """float32 (S0,S0) stored AU map of item i in [0,1]."""
         return from_uint8(self.au_u8(i))
 
-    def planes(self, i: int, d: Draw | None) -> tuple[list[np.ndarray], np.ndarray | None]:
+    def planes(self, i: int, d: Any = None) -> tuple[list[np.ndarray], np.ndarray | None]:
         """uint8 R, G, B planes of item i and its float32 map: warped together by draw `d` to the input size (train;
-        the same bytes cached or not), or as read (eval: d is None, the map at its stored size)."""
-        if d is None:
+        the same bytes cached or not), or as read (d is None: the map at its stored size)."""
+        if d is None or self.augment is None:
             return list(cv2.split(np.ascontiguousarray(self.image(i)))), self.au_map(i)
         rgba = self.cache[i] if self.cache is not None else with_map(self.image(i), self.au_u8(i))
-        channels = cv2.split(geometry(rgba, d, self.input_size))
+        channels = cv2.split(self.augment.geometry(rgba, d, self.input_size))
         return list(channels[:3]), from_uint8(channels[3])
 
     def __getitem__(self, key: Key) -> Sample:
         epoch, i = key if isinstance(key, tuple) else (0, key)
-        d = draw(sample_rng(self.seed, epoch, i)) if self.train else None
+        d = self.augment.draw(epoch, i) if self.augment is not None else None
         planes, au = self.planes(i, d)
-        image = torch.from_numpy(to_tensor_planes(planes, d, self.norm))
+        colour = self.augment.colour(d) if self.augment is not None else None
+        image = torch.from_numpy(to_tensor_planes(planes, self.norm, colour))
         au_map = torch.from_numpy(au) if au is not None else torch.zeros(0)  # None: a subclass that reads no maps
         return image, au_map, bool(self.has_map[i]), int(self.labels[i]), int(self.rows[i])
 

@@ -7,16 +7,24 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from fer_pipeline.cli.common import add_command
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import atomic_path, load_params
 
+EXAMPLES = """
+  fer aus import openface.csv                   # OpenFace 2.x output, staged as data/aus_import/<dataset>.csv
+  fer aus import pyfeat.csv --out my_aus.csv    # stage it elsewhere (then set aus.file)
+"""
 
-def register(areas: Any) -> None:
+
+def add_parser(subparsers: Any) -> None:
     """Add `aus import` to the `fer` parser."""
-    parser = areas.add_parser("aus", help="per-image AU activations (AU detector CSVs)")
+    parser = add_command(subparsers, "aus", help="per-image AU activations (AU detector CSVs)",
+                         description="Import the per-image AU activations of an AU detector (OpenFace, py-feat or a "
+                         "plain CSV) for `aus.source: import`.", examples=EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    imp = commands.add_parser(
-        "import",
+    imp = add_command(
+        commands, "import", examples=EXAMPLES,
         help="validate an AU detector's CSV against the manifest and stage it for `aus.source: import`",
         description="Reads FILE (OpenFace 2.x: AU01_r.. 0-5 / AU01_c..; py-feat: AU01..AU43 in [0, 1]; plain: AU1, AU2, .. "
         "in [0, 1]; each with a sample_id column of manifest ids), checks every manifest row (numbers in range, a row per "

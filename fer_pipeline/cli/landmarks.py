@@ -6,17 +6,30 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from fer_pipeline.cli.common import add_command
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 
+QA_EXAMPLES = """
+  fer landmarks qa                            # figures/landmarks/<dataset>.png and the quality summary
+  fer landmarks qa --worst -n 24              # the 24 worst-shaped faces instead of random ones
+"""
+IMPORT_EXAMPLES = """
+  fer landmarks import openface_landmarks.csv # check and stage points computed elsewhere
+  fer landmarks import points.npz --out data/import/mine.csv   # stage them elsewhere (then set landmarks.file)
+"""
+EXAMPLES = QA_EXAMPLES + IMPORT_EXAMPLES.splitlines(keepends=True)[1]
 
-def register(areas: Any) -> None:
+
+def add_parser(subparsers: Any) -> None:
     """Add `landmarks import` and `landmarks qa` to the `fer` parser."""
-    parser = areas.add_parser("landmarks", help="landmark import and QA")
+    parser = add_command(subparsers, "landmarks", help="landmark import and QA",
+                         description="Check the 68-point landmarks of the current dataset (params.yaml: data.dataset), "
+                         "or import points computed elsewhere.", examples=EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    imp = commands.add_parser(
-        "import",
+    imp = add_command(
+        commands, "import", examples=IMPORT_EXAMPLES,
         help="validate landmarks computed elsewhere against the manifest and stage them for `landmarks.backend: import`",
         description="Reads FILE (CSV: sample_id, x0..x67, y0..y67 or OpenFace's x_0..x_67, y_0..y_67; NPZ: sample_id, "
         "landmarks (N,68,2|3)), checks every manifest row (68 finite points inside the image), prints the status counts "
@@ -27,8 +40,8 @@ def register(areas: Any) -> None:
     imp.add_argument("--params", type=Path, default=Path("params.yaml"), help="params file (default params.yaml)")
     imp.set_defaults(func=import_command)
 
-    qa = commands.add_parser(
-        "qa",
+    qa = add_command(
+        commands, "qa", examples=QA_EXAMPLES,
         help="draw random samples (or the worst-shaped) with their 68 points, the count per status "
         "and the shape residual histogram; print the landmark quality summary",
     )

@@ -1,23 +1,29 @@
-"""`fer predict DIR|MANIFEST --model M --out predictions.csv [--maps maps.h5] [--figures DIR]`."""
+"""`fer predict DIR|MANIFEST`: batch prediction with a saved model, one CSV row per image (nothing dropped)."""
 
 from __future__ import annotations
 
 import argparse
-import logging
+from typing import Any
 
-from fer_pipeline.core import paths
-from fer_pipeline.landmarks.dlib68 import DETECT_MAX_SIDE, DETECTORS, FALLBACKS, Dlib68Config
+from fer_pipeline.cli.common import DEFAULT_MODEL, add_command, add_device, check_model, warn_if_synthetic
+from fer_pipeline.landmarks.options import DETECT_MAX_SIDE, DETECTORS, FALLBACKS
 
-log = logging.getLogger("fer_pipeline.predict")
-DEFAULT_MODEL = paths.model_path("cam-aus")
+EXAMPLES = """
+  fer predict photos/ --out predictions.csv                  # a folder (class-named sub-folders give labels)
+  fer predict faces.csv --split test --maps maps.h5          # a manifest's test rows, with every map in HDF5
+  fer predict crops/ --detector none --figures figs/ --n-jobs 2
+"""
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register `predict` on the `fer` command's subparsers."""
-    p = subparsers.add_parser(
-        "predict",
+def add_parser(subparsers: Any) -> None:
+    """Add `predict` to the `fer` parser."""
+    p = add_command(
+        subparsers, "predict",
         help="predict the expression of every image of a folder or manifest, with CAM/attention scores per image",
-        description="Batch prediction: one CSV row per input image (status + reason where no prediction was possible).",
+        description="Batch prediction: detection (or given boxes), 68 landmarks, the framing the model was trained with, "
+        "batched inference; one CSV row per input image with class probabilities and map scores, or a status and "
+        "reason where no prediction was possible.",
+        examples=EXAMPLES,
     )
     p.add_argument(
         "source",
@@ -52,17 +58,18 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--n-jobs", type=int, default=1, help="processes that read, detect and frame images (joblib)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    add_device(p)
     p.set_defaults(func=run)
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Execute `fer predict` from parsed arguments; 0 on success (rows that failed are in the CSV, not errors)."""
-    from fer_pipeline.predict import FrameConfig, predict
-
     if args.batch_size < 1 or args.n_jobs < 1:
         raise ValueError("--batch-size and --n-jobs must be at least 1")
+    warn_if_synthetic(check_model(args.model))  # before the heavy imports: a missing model is said at once
+    from fer_pipeline.landmarks.dlib68 import Dlib68Config
+    from fer_pipeline.predict import FrameConfig, predict
+
     cfg = FrameConfig(detector=Dlib68Config(args.detector, tuple(args.fallback), detect_max_side=args.detect_max_side))
     summary = predict(
         args.source,
