@@ -5,14 +5,16 @@ deletion, figures on the test split. A post-hoc method (GradCAM & co.) reads the
 import os
 import sys
 
-# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning, which matters when the cores are shared
-# (0.59x the step time with 4 other processes on 2 cores, BENCHMARKS.md "Training step").
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from fer_pipeline.core.numerics import stage_environment
+
+# Before torch loads: train.cpu_kernels (portable: kernels capped at AVX2), train.threads, idle OpenMP threads asleep.
+os.environ.update(stage_environment())
 
 from fer_pipeline.align.store import stage_inputs
 from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import evaluated_rows, stage_params
 from fer_pipeline.core.io import load_params
+from fer_pipeline.core.numerics import check_cpu_kernels
 from fer_pipeline.data.datasets import image_root, synthetic_truth
 from fer_pipeline.data.manifest import read_manifest
 from fer_pipeline.evaluate.extended import evaluate_extended, write_extended
@@ -25,6 +27,7 @@ from fer_pipeline.validate import check_stage, run_stage
 def main(method: str, aus: str, *cross: str) -> None:
     params, dataset, name = stage_params(load_params(), cross)  # dataset: the storage key
     check_stage("evaluate", params)
+    check_cpu_kernels(str(params["train"].get("cpu_kernels", "portable")))  # the training's kernels and threads
     p = params["evaluate"]
     model_path = paths.model_path(run_name(trained_method(method), aus))
     run = run_name(method, aus) if name is None else paths.cross_run(run_name(method, aus), name)
