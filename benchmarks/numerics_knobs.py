@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -40,16 +41,13 @@ def variants(threads: int) -> dict[str, dict[str, str]]:
     return out
 
 
-def child(steps: int) -> dict[str, object]:
-    """In a fresh process: `steps` AdamW steps of the demo model on one fixed batch; sha256 of the weights."""
-    import hashlib
-
+def demo_setup() -> tuple[Any, Any, Any, tuple[Any, ...]]:
+    """The demo's (TrainConfig, model in channels_last, AdamW, fixed batch (x, y, au, has)) from params.yaml, seeded."""
     import torch
 
     from fer_pipeline.core.io import load_params
     from fer_pipeline.core.labels import NUM_CLASSES
     from fer_pipeline.models import create_model
-    from fer_pipeline.models.loss import guided_loss
     from fer_pipeline.train.config import TrainConfig, method_params
     from fer_pipeline.train.loop import make_optimizer, seed_everything
 
@@ -64,15 +62,31 @@ def child(steps: int) -> dict[str, object]:
     g = torch.Generator().manual_seed(0)
     n, s = cfg.batch_size, cfg.input_size
     x = torch.randn(n, 3, s, s, generator=g).contiguous(memory_format=torch.channels_last)
-    y = torch.arange(n) % NUM_CLASSES
-    au, has = torch.rand(n, s, s, generator=g), torch.ones(n, dtype=torch.bool)
-    opt = make_optimizer(cfg, model)
+    batch = (x, torch.arange(n) % NUM_CLASSES, torch.rand(n, s, s, generator=g), torch.ones(n, dtype=torch.bool))
+    return cfg, model, make_optimizer(cfg, model), batch
+
+
+def train_step(cfg: Any, model: Any, opt: Any, batch: tuple[Any, ...]) -> None:
+    """One guided AdamW step (CE + lambda * alignment on train.layers) on `batch`."""
+    from fer_pipeline.models.loss import guided_loss
+
+    x, y, au, has = batch
     model.train()
+    total, _, _ = guided_loss(model(x, layers=tuple(cfg.layers)), y, au, has, cfg.lam, tuple(cfg.layers), cfg.align_loss)
+    opt.zero_grad(set_to_none=True)
+    total.backward()
+    opt.step()
+
+
+def child(steps: int) -> dict[str, object]:
+    """In a fresh process: `steps` AdamW steps of the demo model on one fixed batch; sha256 of the weights."""
+    import hashlib
+
+    import torch
+
+    cfg, model, opt, batch = demo_setup()
     for _ in range(steps):
-        total, _, _ = guided_loss(model(x, layers=tuple(cfg.layers)), y, au, has, cfg.lam, tuple(cfg.layers), cfg.align_loss)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        opt.step()
+        train_step(cfg, model, opt, batch)
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
