@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from fer_pipeline.core.numerics import KNOBS, cpu_report, portable_env  # noqa: E402
+from fer_pipeline.core.numerics import KNOBS, PORTABLE_ISA, cpu_report  # noqa: E402
 
 #: Knobs a variant leaves out; "threads" is the intra-op thread count (portable: a fixed count; native: the cores).
 LEAVE_OUT = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "threads")
@@ -30,7 +30,7 @@ LEAVE_OUT = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABL
 
 def variants(threads: int) -> dict[str, dict[str, str]]:
     """Name -> environment additions (every variant but `native` fixes the thread count unless it leaves it out)."""
-    full = {**portable_env(), "OMP_NUM_THREADS": str(threads)}
+    full = {**PORTABLE_ISA, "OMP_NUM_THREADS": str(threads)}
     out = {"native": {}, "portable": full}
     for knob in LEAVE_OUT:
         name = "OMP_NUM_THREADS" if knob == "threads" else knob
