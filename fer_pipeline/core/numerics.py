@@ -18,8 +18,9 @@ from typing import Any
 import yaml
 
 CPU_KERNELS = ("portable", "native")
-#: The instruction-set caps, each measured to matter (benchmarks/numerics_knobs.py): ATen's own kernels, oneDNN
-#: (convolutions), MKL (matrix products: its conditional-numerical-reproducibility AVX2 code path, and the dispatch cap).
+#: The instruction-set caps (benchmarks/numerics_knobs.py measures each): ATen's own kernels, oneDNN (convolutions),
+#: MKL (matrix products: its conditional-numerical-reproducibility AVX2 code path, documented for this use, and the
+#: dispatch cap). docs/guides/reproducibility.md tabulates which changed the bytes.
 PORTABLE_ISA: dict[str, str] = {
     "ATEN_CPU_CAPABILITY": "avx2",
     "ONEDNN_MAX_CPU_ISA": "AVX2",
