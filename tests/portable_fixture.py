@@ -80,9 +80,14 @@ def compute() -> dict[str, str]:
         return run_fixture(Path(tmp))
 
 
-def committed() -> dict[str, Any]:
+def committed(path: Path = FIXTURE) -> dict[str, Any]:
     """The committed fixture: {"sha256": {output: hash}, "made_on": the CPU report of the machine that wrote it}."""
-    return json.loads(FIXTURE.read_text())
+    return json.loads(Path(path).read_text())
+
+
+def write(hashes: dict[str, str], report: list[str], path: Path = FIXTURE) -> None:
+    """Write the fixture file `committed` reads (what `--write` does after the run)."""
+    Path(path).write_text(json.dumps({"sha256": hashes, "made_on": report}, indent=1) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     report = cpu_report().splitlines()
     print(RESULT, json.dumps({"sha256": hashes, "machine": report}))
     if args.write:
-        FIXTURE.write_text(json.dumps({"sha256": hashes, "made_on": report}, indent=1) + "\n")
+        write(hashes, report)
         print(f"wrote {FIXTURE}")
     elif committed()["sha256"] != hashes:
         print(f"differs from {FIXTURE.name}: {committed()['sha256']}")

@@ -87,6 +87,16 @@ def test_the_suite_runs_portable_and_an_uncapped_process_is_refused(monkeypatch:
     numerics.check_cpu_kernels("native")  # native promises nothing: never refused
 
 
+def test_the_fixture_file_round_trips(tmp_path: Path) -> None:
+    """What `python -m tests.portable_fixture --write` writes is what the comparison reads; the committed file has
+    a hash for every output and names the machine that made it."""
+    hashes, report = {name: f"{i:064x}" for i, name in enumerate(portable_fixture.OUTPUTS)}, ["CPU: x", "knobs: y"]
+    portable_fixture.write(hashes, report, tmp_path / "fixture.json")
+    assert portable_fixture.committed(tmp_path / "fixture.json") == {"sha256": hashes, "made_on": report}
+    kept = portable_fixture.committed()
+    assert set(kept["sha256"]) == set(portable_fixture.OUTPUTS) and kept["made_on"][0].startswith("CPU: ")
+
+
 def test_portable_training_gives_the_committed_bytes(tmp_path: Path) -> None:
     """The fixture's model.pt, metrics.json and details.json hashes equal the committed ones (any x86-64 AVX2 machine).
     In a fresh process, as a stage runs. Regenerate after a change to the training, evaluation or params.yaml `train`:
