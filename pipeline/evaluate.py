@@ -6,9 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning, which matters when the cores are shared
-# (0.59x the step time with 4 other processes on 2 cores, BENCHMARKS.md "Training step").
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from fer_pipeline.core.numerics import stage_environment
+
+# Before torch loads: train.cpu_kernels (portable: kernels capped at AVX2), train.threads, idle OpenMP threads asleep.
+os.environ.update(stage_environment())
 
 import pandas as pd
 
@@ -16,6 +17,7 @@ from fer_pipeline.align.store import stage_inputs
 from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import evaluated_rows, stage_params
 from fer_pipeline.core.io import load_params, write_json
+from fer_pipeline.core.numerics import check_cpu_kernels
 from fer_pipeline.core.seeds import all_seeds
 from fer_pipeline.data.datasets import image_root, synthetic_truth
 from fer_pipeline.data.manifest import read_manifest
@@ -43,6 +45,7 @@ def validation_metrics(model_path: Path, method: str, manifest: pd.DataFrame, pa
 def main(method: str, aus: str, *cross: str) -> None:
     params, dataset, name = stage_params(load_params(), cross)  # dataset: the storage key
     check_stage("evaluate", params)
+    check_cpu_kernels(str(params["train"].get("cpu_kernels", "portable")))  # the training's kernels and threads
     p = params["evaluate"]
     model_path = paths.model_path(run_name(trained_method(method), aus))
     run = run_name(method, aus) if name is None else paths.cross_run(run_name(method, aus), name)

@@ -7,9 +7,10 @@ import dataclasses
 import os
 import sys
 
-# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning, which matters when the cores are shared
-# (0.59x the step time with 4 other processes on 2 cores, BENCHMARKS.md "Training step").
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+from fer_pipeline.core.numerics import stage_environment
+
+# Before torch loads: train.cpu_kernels (portable: kernels capped at AVX2), train.threads, idle OpenMP threads asleep.
+os.environ.update(stage_environment())
 
 from fer_pipeline.align.store import stage_inputs
 from fer_pipeline.core import paths

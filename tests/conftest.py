@@ -11,6 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fer_pipeline.core.numerics import cpu_environment
+
+# Before any test module imports torch: the suite runs under portable CPU kernels (AVX2 caps, a fixed thread count),
+# so no verdict hangs on the vector units of the machine that runs it (docs/guides/reproducibility.md).
+os.environ.update(cpu_environment("portable"))
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

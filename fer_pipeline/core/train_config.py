@@ -8,6 +8,7 @@ from typing import Any
 
 from fer_pipeline.core.io import parse_bool
 from fer_pipeline.core.labels import NUM_CLASSES
+from fer_pipeline.core.numerics import parse_mode
 
 ALIGN_LOSSES = ("cos", "l1", "l2", "kl")
 ATT_NORMS = ("none", "minmax")  # train.att_norm: T_l of the cos loss (fer_pipeline/models/loss.py)
@@ -90,6 +91,7 @@ class TrainConfig:
     warmup_epochs: int = 1
     threads: int = 0
     balance: str = "none"
+    cpu_kernels: str = "portable"  # portable (AVX2 caps, fixed threads: the same bytes on x86-64 machines) | native
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:
@@ -122,6 +124,7 @@ class TrainConfig:
         object.__setattr__(self, "amp", _choice("amp", self.amp, AMP_MODES))
         object.__setattr__(self, "optimizer", _choice("optimizer", self.optimizer, OPTIMIZERS))
         object.__setattr__(self, "balance", _choice("balance", self.balance, BALANCE_MODES))
+        object.__setattr__(self, "cpu_kernels", parse_mode(self.cpu_kernels))
         cache = self.cache_images if isinstance(self.cache_images, str) else str(bool(self.cache_images))
         object.__setattr__(self, "cache_images", _choice("cache_images", cache, CACHE_MODES))
         if self.lam < 0:

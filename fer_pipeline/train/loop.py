@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from fer_pipeline.align.warp import RECORD_KEY, Alignment
 from fer_pipeline.core.io import file_sha256
 from fer_pipeline.core.labels import NUM_CLASSES
+from fer_pipeline.core.numerics import check_cpu_kernels, intra_op_threads
 from fer_pipeline.core.train_config import TrainConfig, run_config
 from fer_pipeline.evaluate.run import resolve_device
 from fer_pipeline.inputs.dataset import FERDataset
@@ -78,7 +79,8 @@ def train_model(
     info = init_distributed(device)  # torchrun: one process per GPU (nccl) or per CPU share (gloo)
     device = rank_device(device, info)
     if device.type == "cpu":
-        set_cpu_threads(cfg.threads, info)
+        check_cpu_kernels(cfg.cpu_kernels)  # portable: the AVX2 caps must be in place (set before torch loaded)
+        set_cpu_threads(intra_op_threads(cfg.cpu_kernels, cfg.threads), info)  # portable: a fixed count
     else:  # loader workers inherit it: one cv2 thread each, not a pool per worker oversubscribing the cores
         cv2.setNumThreads(1)
         torch.backends.cudnn.benchmark = True  # fixed input size: autotuned convolutions pay off after the first steps
