@@ -45,7 +45,7 @@ def variants(threads: int) -> dict[str, dict[str, str]]:
 def demo_setup() -> tuple[Any, Any, Any, tuple[Any, ...]]:
     """The demo's (TrainConfig, model in channels_last, AdamW, fixed batch (x, y, au, has)) from params.yaml, seeded."""
     import torch
-    from fer_pipeline.train.config import TrainConfig, method_params
+    from fer_pipeline.core.train_config import TrainConfig, method_params
 
     from fer_pipeline.core.io import load_params
     from fer_pipeline.core.labels import NUM_CLASSES

@@ -35,7 +35,7 @@ RESULT = "RESULT"  # the line prefix of the machine-readable result
 
 def demo_config() -> Any:
     """The demo's `train` settings (params.yaml, with the method's overrides) for `EPOCHS` epochs on CPU, portable."""
-    from fer_pipeline.train.config import TrainConfig, method_params
+    from fer_pipeline.core.train_config import TrainConfig, method_params
 
     from fer_pipeline.core.io import load_params
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from fer_pipeline.train.config import TrainConfig
+from fer_pipeline.core.train_config import TrainConfig
 
 from fer_pipeline.core import numerics
 from fer_pipeline.core.numerics import PORTABLE_ISA, PORTABLE_THREADS, cpu_environment, intra_op_threads, stage_environment
