@@ -54,7 +54,8 @@ def test_params_reference_parses_choices_and_reruns(gen: ModuleType) -> None:
     assert gen.choices("map side (stored uint8)") == []
     params, down = gen.stage_graph(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
     # a λ change reruns the guided training and what reads its model, never the λ = 0 baseline or the data stages
-    assert gen.reruns("train.lambda", params, down) == (["train@…", "train-seeds@…"], ["evaluate@…", "posthoc@…", "evaluate-x@…", "report"])
+    assert gen.reruns("train.lambda", params, down) == (
+        ["train@…", "train-seeds@…"], ["evaluate@…", "posthoc@…", "evaluate-x@…", "report"])
     assert gen.reruns("landmarks.n_jobs", params, down) == ([], [])
     direct, after = gen.reruns("landmarks.backend", params, down)
     assert direct == ["landmarks", "landmarks-x@…"] and "prepare" not in after and "train-baseline@…" in after
