@@ -45,12 +45,12 @@ def variants(threads: int) -> dict[str, dict[str, str]]:
 def demo_setup() -> tuple[Any, Any, Any, tuple[Any, ...]]:
     """The demo's (TrainConfig, model in channels_last, AdamW, fixed batch (x, y, au, has)) from params.yaml, seeded."""
     import torch
-    from fer_pipeline.core.train_config import TrainConfig, method_params
 
     from fer_pipeline.core.io import load_params
     from fer_pipeline.core.labels import NUM_CLASSES
+    from fer_pipeline.core.train_config import TrainConfig, method_params
     from fer_pipeline.models import create_model
-    from fer_pipeline.train.loop import make_optimizer, seed_everything
+    from fer_pipeline.train.epoch import make_optimizer, seed_everything
 
     params = load_params(ROOT / "params.yaml")
     train, options = method_params(params["train"], params.get("methods"), params["train"]["method"])

@@ -35,9 +35,8 @@ RESULT = "RESULT"  # the line prefix of the machine-readable result
 
 def demo_config() -> Any:
     """The demo's `train` settings (params.yaml, with the method's overrides) for `EPOCHS` epochs on CPU, portable."""
-    from fer_pipeline.core.train_config import TrainConfig, method_params
-
     from fer_pipeline.core.io import load_params
+    from fer_pipeline.core.train_config import TrainConfig, method_params
 
     params = load_params(ROOT / "params.yaml")
     train, _ = method_params(params["train"], params.get("methods"), str(params["train"]["method"]))

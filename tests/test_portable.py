@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from fer_pipeline.core.train_config import TrainConfig
 
 from fer_pipeline.core import numerics
 from fer_pipeline.core.numerics import PORTABLE_ISA, PORTABLE_THREADS, cpu_environment, intra_op_threads, stage_environment
+from fer_pipeline.core.train_config import TrainConfig
 from tests import portable_fixture
 from tests.conftest import ROOT, run
 
