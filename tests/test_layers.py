@@ -13,7 +13,7 @@ PACKAGE = ROOT / "fer_pipeline"
 PREPROCESSING = ("core", "data", "landmarks", "align", "aus", "aumaps")
 #: The floors of the package, bottom up (docs/reference/architecture.md): a module imports its own floor and lower ones.
 FLOORS = ("core", "aus", "data", "landmarks", "align", "aumaps", "inputs", "models", "evaluate", "train", "explain",
-          "predict", "report", "validate", "cli")
+          "predict", "review", "report", "validate", "cli")
 
 
 def imports(path: Path) -> set[str]:
