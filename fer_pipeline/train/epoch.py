@@ -61,10 +61,15 @@ def lr_factor(step: int, *, total: int, warmup: int) -> float:
 
 
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
-    """SGD with momentum and weight decay (the paper's), or AdamW."""
+    """SGD with momentum and weight decay (the paper's), or AdamW.
+
+    AdamW runs torch's fused kernel on CPU and CUDA: its square root is the CPU's exact one, where the default
+    (foreach) path calls MKL's vector square root, whose last bits differ between Intel and AMD processors
+    (docs/guides/reproducibility.md); the fused kernel is also the faster one."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
