@@ -5,12 +5,14 @@ import sys
 
 import pandas as pd
 
+from fer_pipeline.align.store import stage_inputs
 from fer_pipeline.align.warp import alignment_notes
 from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import cross_names
 from fer_pipeline.core.io import load_params, write_json, write_text
 from fer_pipeline.evaluate.bootstrap import read_scores
 from fer_pipeline.evaluate.panel import read_panel
+from fer_pipeline.report.aumaps import summarize_stores, summary_text
 from fer_pipeline.report.bands import bands_json, bands_table, method_differences, render_bands
 from fer_pipeline.report.extra import render_extra, write_compare_figure
 from fer_pipeline.report.tables import (
@@ -58,7 +60,10 @@ def main() -> None:
         if write_compare_figure(panels, method, paths.REPORT_DIR / "figures" / name):
             figures[method] = f"figures/{name}"
     notes = method_notes(methods) + alignment_notes(params.get("align"))  # no note for align.mode none (the demo)
-    text = render_report(table, shortcut, params["data"]["dataset"], notes, recall_table(metrics, methods))
+    dataset = params["data"]["dataset"]
+    points = stage_inputs(params["align"], dataset)[2]
+    counts = summary_text(summarize_stores(paths.manifest_path(dataset), paths.aumap_store(dataset), points))
+    text = render_report(table, shortcut, dataset, notes, recall_table(metrics, methods), counts)
     scores = {run: read_scores(paths.scores_path(run), str(paths.scores_path(run))) for run in metrics}
     diffs = method_differences(scores, metrics, methods)
     seeds = max(len((d.get("seeds") or {}).get("seeds", [0])) for d in metrics.values())  # report.extra_seeds + 1

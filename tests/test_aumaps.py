@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -334,3 +335,32 @@ def test_stage_from_files_names_the_first_misaligned_row(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"30 rows but landmark store .* has 40"):
         build_aumap_store_from_files(tmp_path / "y.h5", manifest, store, {}, chunk_size=16, progress=False)
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "y.h5").exists()  # atomic: nothing half-written
+
+
+def test_the_report_counts_the_stores_maps_and_why_rows_have_none(tmp_path: Path) -> None:
+    """The report's AU-map counts come from the built stores: rows, maps, neutral rows, and AU-class rows without a
+    map for unusable landmarks or for a face whose regions all fall off the frame."""
+    import pandas as pd
+
+    from fer_pipeline.aumaps.store import write_aumap_store
+    from fer_pipeline.data.manifest import write_manifest
+    from fer_pipeline.landmarks.store import write_landmark_store
+    from fer_pipeline.report.aumaps import summarize_stores, summary_text
+
+    ids, labels, table = table_of(60)
+    labels[labels == NEUTRAL] = HAPPY
+    labels[:3] = NEUTRAL
+    table.landmarks[10] -= [0, table.landmarks[10][:, 1].max() + 18]  # the whole face 18 px above the frame
+    maps, has = build_aumaps(ids, labels, table, n_jobs=1, chunk_size=16, progress=False)
+    manifest = pd.DataFrame({"sample_id": ids, "path": [f"{i}.png" for i in ids], "label": labels, "split": "train"})
+    write_manifest(tmp_path / "manifest.csv", manifest)
+    write_landmark_store(tmp_path / "lm.h5", table)
+    write_aumap_store(tmp_path / "au.h5", ids, maps, has, {})
+    s = summarize_stores(tmp_path / "manifest.csv", tmp_path / "au.h5", tmp_path / "lm.h5")
+    unusable = int((~table.usable[3:]).sum())
+    assert s["rows"] == 60 and s["neutral"] == 3 and s["with_map"] == 60 - 3 - unusable - 1
+    assert s["au_rows_unusable_landmarks"] == unusable > 0 and s["au_rows_off_image"] == 1
+    assert f"{unusable} without usable landmarks, 1 off the image" in summary_text(s)
+    with pytest.raises(ValueError, match=r"au\.h5: 59 rows, but .*manifest\.csv has 60"):
+        write_aumap_store(tmp_path / "au.h5", ids[:59], maps[:59], has[:59], {})
+        summarize_stores(tmp_path / "manifest.csv", tmp_path / "au.h5", tmp_path / "lm.h5")

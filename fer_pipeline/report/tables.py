@@ -137,8 +137,10 @@ def render_report(
     dataset: str,
     notes: Sequence[str] = (),
     recall: pd.DataFrame | None = None,
+    aumaps: str = "",
 ) -> str:
-    """The whole `reports/tables.md` text (`recall`: `recall_table`, shown under the main table)."""
+    """The whole `reports/tables.md` text (`recall`: `recall_table`, shown under the main table; `aumaps`: the AU-map
+    counts of the dataset, `fer_pipeline.aumaps.build.summary_text`)."""
     t = table.rename(
         columns={
             "ours_noaus": f"{dataset} w/o AUs",
@@ -168,6 +170,10 @@ def render_report(
         parts += ["", "## Shortcut cue (synthetic)", ""]
         parts += ["Test accuracy (%) by whether the class-coloured mark is absent, agrees or conflicts.", ""]
         parts.append(to_markdown(shortcut))
+    if aumaps:
+        parts += ["", "## AU maps", ""]
+        parts += [f"The whole dataset (every split): {aumaps}. A row without a map trains on the cross-entropy alone "
+                  "and is left out of CAM-COS and ATT-COS."]
     if notes:
         parts += ["", "## Notes", "", *[f"- {n}" for n in notes]]
     return "\n".join(parts) + "\n"
