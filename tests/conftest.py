@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fer_pipeline.core.numerics import cpu_environment
+from fer_pipeline.core.numerics import PORTABLE_THREADS, cpu_environment
 
 # Before any test module imports torch: the suite runs under portable CPU kernels (AVX2 caps, a fixed thread count),
 # so no verdict hangs on the vector units of the machine that runs it (docs/guides/reproducibility.md).
@@ -88,3 +88,12 @@ def set_params(repo: Path, updates: dict[str, object]) -> None:
 def clone(tmp_path: Path) -> Path:
     """A throw-away copy of the repository as its own git repo."""
     return make_clone(tmp_path / "repo")
+
+
+@pytest.fixture(autouse=True)
+def _portable_threads() -> None:
+    """Every test starts at the portable thread count. A training sets the count process-wide, and the count changes
+    the bytes: without this, a later test's numbers (and a verdict that hangs on them) would depend on test order."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(PORTABLE_THREADS)

@@ -361,6 +361,6 @@ def test_the_report_counts_the_stores_maps_and_why_rows_have_none(tmp_path: Path
     assert s["rows"] == 60 and s["neutral"] == 3 and s["with_map"] == 60 - 3 - unusable - 1
     assert s["au_rows_unusable_landmarks"] == unusable > 0 and s["au_rows_off_image"] == 1
     assert f"{unusable} without usable landmarks, 1 off the image" in summary_text(s)
+    write_aumap_store(tmp_path / "au.h5", ids[:59], maps[:59], has[:59], {})  # a store of another manifest
     with pytest.raises(ValueError, match=r"au\.h5: 59 rows, but .*manifest\.csv has 60"):
-        write_aumap_store(tmp_path / "au.h5", ids[:59], maps[:59], has[:59], {})
         summarize_stores(tmp_path / "manifest.csv", tmp_path / "au.h5", tmp_path / "lm.h5")

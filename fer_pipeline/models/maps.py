@@ -65,8 +65,8 @@ def cosine(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:
     nn2 = (a * a).sum(dim=1) * (b * b).sum(dim=1)
     ok = nn2 > eps * eps
     # Square root of a safe value only: sqrt'(0) is inf and would turn 0 * inf into NaN gradients. In float64, rounded
-    # back: torch's vectorised float32 sqrt refines the CPU's approximate reciprocal square root, whose last bits differ
-    # between Intel and AMD (docs/guides/reproducibility.md); this gives the correctly rounded float32 root everywhere.
+    # back: torch's float32 sqrt on CPU is not correctly rounded and its last bits differ between processors
+    # (docs/guides/reproducibility.md); this gives the correctly rounded float32 root on every machine.
     denom = torch.where(ok, nn2, torch.ones_like(nn2)).double().sqrt().to(nn2.dtype)
     return torch.where(ok, dot / denom, torch.zeros_like(dot))
 

@@ -140,7 +140,7 @@ def render_report(
     aumaps: str = "",
 ) -> str:
     """The whole `reports/tables.md` text (`recall`: `recall_table`, shown under the main table; `aumaps`: the AU-map
-    counts of the dataset, `fer_pipeline.aumaps.build.summary_text`)."""
+    counts of the dataset, `fer_pipeline.report.aumaps.summary_text`)."""
     t = table.rename(
         columns={
             "ours_noaus": f"{dataset} w/o AUs",

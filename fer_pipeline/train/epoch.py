@@ -63,9 +63,8 @@ def lr_factor(step: int, *, total: int, warmup: int) -> float:
 def make_optimizer(cfg: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
     """SGD with momentum and weight decay (the paper's), or AdamW.
 
-    AdamW runs torch's fused kernel on CPU and CUDA: its square root is the CPU's exact one, where the default
-    (foreach) path calls MKL's vector square root, whose last bits differ between Intel and AMD processors
-    (docs/guides/reproducibility.md); the fused kernel is also the faster one."""
+    AdamW runs torch's fused kernel on CPU and CUDA: the default (foreach) step gave other bytes on AMD than on Intel
+    processors, the fused one the same (docs/guides/reproducibility.md)."""
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optimizer == "adamw":
         fused = bool(params) and all(p.device.type in ("cpu", "cuda") for p in params)
