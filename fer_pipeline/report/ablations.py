@@ -44,7 +44,7 @@ def layers_label(value: Any) -> str:
     return "+".join(str(v) for v in sorted(parse_layers(value), reverse=True))
 
 
-def _states(entries: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+def exp_states(entries: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, Mapping[str, Any]]]:
     """(name, ExpState dict) for every baseline commit and every finished experiment in `dvc exp show --json` output."""
     for entry in entries:
         if entry.get("rev") != "workspace" and entry.get("data"):
@@ -58,7 +58,7 @@ def _states(entries: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, Mapping
                     yield exp_range.get("name") or state.get("name") or str(state.get("rev"))[:7], state
 
 
-def _file_data(files: Mapping[str, Any], suffix: str) -> Mapping[str, Any]:
+def file_data(files: Mapping[str, Any], suffix: str) -> Mapping[str, Any]:
     """The `data` of the file whose path ends with `suffix` (DVC keys params/metrics by path), else {}."""
     for path, content in (files or {}).items():
         if str(path).replace("\\", "/").endswith(suffix) and isinstance(content, Mapping):
@@ -69,13 +69,13 @@ def _file_data(files: Mapping[str, Any], suffix: str) -> Mapping[str, Any]:
 def experiments_table(entries: Sequence[Mapping[str, Any]], method: str = "cam") -> pd.DataFrame:
     """One row per baseline/experiment: name, rev, lambda, layers, and `aus_<key>` / `noaus_<key>` metrics."""
     rows, seen = [], set()
-    for name, state in _states(entries):
+    for name, state in exp_states(entries):
         rev = str(state.get("rev"))
         if rev in seen:
             continue
         seen.add(rev)
         data = state["data"]
-        train = _file_data(data.get("params", {}), "params.yaml").get("train", {})
+        train = file_data(data.get("params", {}), "params.yaml").get("train", {})
         if "lambda" not in train or "layers" not in train:
             continue
         row: dict[str, Any] = {
@@ -85,11 +85,11 @@ def experiments_table(entries: Sequence[Mapping[str, Any]], method: str = "cam")
             "layers": layers_label(train["layers"]),
         }
         for aus in ("aus", "noaus"):
-            m = flatten(_file_data(data.get("metrics", {}), paths.metrics_path(run_name(method, aus)).as_posix()))
+            m = flatten(file_data(data.get("metrics", {}), paths.metrics_path(run_name(method, aus)).as_posix()))
             for key in KEYS:
                 v = m.get(key)
                 row[f"{aus}_{key}"] = math.nan if v is None else float(v)
-        val = flatten(_file_data(data.get("metrics", {}), paths.val_metrics_path(run_name(method, "aus")).as_posix()))
+        val = flatten(file_data(data.get("metrics", {}), paths.val_metrics_path(run_name(method, "aus")).as_posix()))
         for key in VAL_KEYS:
             v = val.get(key)
             row[f"val_{key}"] = math.nan if v is None else float(v)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from fer_pipeline.core import paths
 from fer_pipeline.evaluate.headline import flatten
-from fer_pipeline.report.ablations import _file_data, _states
+from fer_pipeline.report.ablations import exp_states, file_data
 from fer_pipeline.report.tables import run_name, to_markdown
 
 #: Metrics compared (label, higher is better).
@@ -56,9 +56,9 @@ def guidance_table(
     au_presence, λ, then KEYS. The true-AU scores are not headline metrics: they come from each state's
     `plots/<run>/details.json` (`details(rev, run)`), over the headline metrics `dvc exp show` lists."""
     found: dict[tuple[str, int], dict[str, Any]] = {}
-    for name, state in _states(entries):
+    for name, state in exp_states(entries):
         data = state["data"]
-        params = _file_data(data.get("params", {}), "params.yaml")
+        params = file_data(data.get("params", {}), "params.yaml")
         mode = str(params.get("aumaps", {}).get("mode", "codebook"))
         seed = int(params.get("train", {}).get("seed", 0))
         common = {
@@ -70,7 +70,7 @@ def guidance_table(
         for aus, run in (("noaus", RUNS[0]), ("aus", RUNS[1] if mode == "codebook" else RUNS[2])):
             if aus == "noaus" and mode != "codebook":
                 continue  # an active-mode state's λ = 0 metrics are the shared baseline's (not retrained)
-            raw = _file_data(data.get("metrics", {}), f"metrics/{run_name(method, aus)}.json")
+            raw = file_data(data.get("metrics", {}), f"metrics/{run_name(method, aus)}.json")
             m = {**raw, **flatten(raw), **details(str(state.get("rev")), run_name(method, aus))}
             if (run, seed) in found or "active_cam_cos" not in m:
                 continue
