@@ -1,13 +1,14 @@
 """Framing and accuracy, trained: CL, CAM-COS, ATT-COS, border fraction and CAM mass on the border for `align.mode`
 none / similarity / rigid, on tight 48 px crops and on photo-style frames, side by side. Each row is a real
-`dvc repro` (prepare .. report, both runs of CAM) in a clone of this repository.
+`dvc repro` (prepare .. report, both runs of CAM) in a clone of this repository's HEAD.
 
     python benchmarks/align_train.py --workdir /tmp/align-train [--n 2000] [--sets tight photo] [--modes none similarity rigid]
 
 Tight crops: the faces of `benchmarks/align_border.py` (head 1.12-1.19x the frame, 48 px), written as a class-folder
 dataset with their generator landmarks imported (`landmarks.backend: import`), framed at 48 px. Photo-style frames:
 the synthetic set with `synthetic.canvas: 224` (synthetic landmarks), framed at 112 px. The rest is the demo's
-(resnet10t at 64 px, 6 epochs, λ 4 on layer 5, seed 0, portable CPU kernels). About 7 min a row on 2 cores.
+(resnet10t at 64 px, 6 epochs, λ 4 on layer 5, seed 0, portable CPU kernels). 10-12 min a row on 2 cores shared
+with another training.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ def main() -> None:
             print(json.dumps(row), flush=True)
     table = pd.DataFrame(results)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    (args.workdir / "results.json").write_text(json.dumps(results, indent=1))
+    (args.workdir / f"results-{'-'.join(args.sets)}.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
