@@ -7,9 +7,6 @@ reports/ablations/{lambda,layers}.png, experiments.csv; λ and the layers are ch
 """
 
 import argparse
-import json
-import subprocess
-from pathlib import Path
 
 import pandas as pd
 
@@ -26,6 +23,7 @@ from fer_pipeline.report.ablations import (
     layer_figure,
     layer_table,
     layers_label,
+    read_exp_show,
     render_ablations,
 )
 
@@ -39,11 +37,7 @@ def main() -> None:
     ap.add_argument("--select", default="cl", choices=VAL_KEYS,
                     help="validation metric that picks λ and the layers (default cl); test numbers never take part")
     args = ap.parse_args()
-    if args.json:
-        text = Path(args.json).read_text(encoding="utf-8")
-    else:
-        text = subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
-    exps = experiments_table(json.loads(text), args.method)
+    exps = experiments_table(read_exp_show(args.json), args.method)
     if exps.empty:
         raise SystemExit("no experiment with train.lambda/train.layers params and metrics found; run the sweeps first")
     curve = lambda_curve(exps, layers_label(args.layers) if args.layers else None)

@@ -6,12 +6,10 @@ reports/folds.csv (one row per fold experiment and run).
 """
 
 import argparse
-import json
-import subprocess
-from pathlib import Path
 
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import write_text
+from fer_pipeline.report.ablations import read_exp_show
 from fer_pipeline.report.folds import fold_table, render_folds
 
 
@@ -19,11 +17,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", help="saved `dvc exp show --json` output (default: run `dvc exp show --json` now)")
     args = ap.parse_args()
-    if args.json:
-        text = Path(args.json).read_text(encoding="utf-8")
-    else:
-        text = subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
-    table = fold_table(json.loads(text))
+    table = fold_table(read_exp_show(args.json))
     if table.empty:
         raise SystemExit("no finished experiment has data.folds > 1 with metrics: set data.group and data.folds, queue "
                          "the folds (dvc exp run --queue -S 'data.fold=range(0,K)'), run them (dvc queue start), then rerun")

@@ -5,12 +5,10 @@ Run after `dvc exp run -S aumaps.mode=active` on a set with `synthetic.au_presen
 """
 
 import argparse
-import json
-import subprocess
-from pathlib import Path
 
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import write_text
+from fer_pipeline.report.ablations import read_exp_show
 from fer_pipeline.report.guidance import guidance_table, render_guidance, seed_means
 
 
@@ -19,11 +17,7 @@ def main() -> None:
     ap.add_argument("--json", help="saved `dvc exp show --json` output (default: run `dvc exp show --json` now)")
     ap.add_argument("--method", default="cam", help="method whose runs to read (metrics/<method>-<noaus|aus>.json)")
     args = ap.parse_args()
-    if args.json:
-        text = Path(args.json).read_text(encoding="utf-8")
-    else:
-        text = subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
-    table = guidance_table(json.loads(text), args.method)
+    table = guidance_table(read_exp_show(args.json), args.method)
     if len(seed_means(table)) < 3:
         raise SystemExit(f"found {list(table['run']) if len(table) else []}: needs a codebook-mode state and an "
                          "`aumaps.mode: active` experiment, each with true-AU scores (synthetic set); docs: active AUs")

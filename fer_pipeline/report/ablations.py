@@ -9,8 +9,11 @@ report gives the test numbers of that pick.
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
 from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,17 +48,37 @@ def layers_label(value: Any) -> str:
 
 
 def exp_states(entries: Sequence[Mapping[str, Any]]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(name, ExpState dict) for every baseline commit and every finished experiment in `dvc exp show --json` output."""
+    """(name, ExpState dict) for every baseline commit and every finished experiment in `dvc exp show --json` output,
+    each revision once (an experiment whose commit equals its baseline's is listed under both)."""
+    seen: set[str] = set()
+
+    def new(state: Mapping[str, Any]) -> bool:
+        rev = str(state.get("rev"))
+        if rev in seen:
+            return False
+        seen.add(rev)
+        return True
+
     for entry in entries:
-        if entry.get("rev") != "workspace" and entry.get("data"):
+        if entry.get("rev") != "workspace" and entry.get("data") and new(entry):
             yield entry.get("name") or str(entry.get("rev"))[:7], entry
         for exp_range in entry.get("experiments") or []:
             executor = exp_range.get("executor") or {}
             if executor.get("state") not in (None, "success"):
                 continue  # queued, running or failed: no metrics yet
             for state in exp_range.get("revs") or []:
-                if state.get("data"):
+                if state.get("data") and new(state):
                     yield exp_range.get("name") or state.get("name") or str(state.get("rev"))[:7], state
+
+
+def read_exp_show(saved: str | None = None) -> list[dict[str, Any]]:
+    """`dvc exp show --json` as parsed JSON: from the saved file `saved`, else by running it in the current directory
+    (what the report scripts in pipeline/ read)."""
+    if saved:
+        text = Path(saved).read_text(encoding="utf-8")
+    else:
+        text = subprocess.run(["dvc", "exp", "show", "--json"], check=True, capture_output=True, text=True).stdout
+    return json.loads(text)
 
 
 def file_data(files: Mapping[str, Any], suffix: str) -> Mapping[str, Any]:
@@ -68,12 +91,9 @@ def file_data(files: Mapping[str, Any], suffix: str) -> Mapping[str, Any]:
 
 def experiments_table(entries: Sequence[Mapping[str, Any]], method: str = "cam") -> pd.DataFrame:
     """One row per baseline/experiment: name, rev, lambda, layers, and `aus_<key>` / `noaus_<key>` metrics."""
-    rows, seen = [], set()
+    rows = []
     for name, state in exp_states(entries):
         rev = str(state.get("rev"))
-        if rev in seen:
-            continue
-        seen.add(rev)
         data = state["data"]
         train = file_data(data.get("params", {}), "params.yaml").get("train", {})
         if "lambda" not in train or "layers" not in train:

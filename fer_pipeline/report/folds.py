@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from fer_pipeline.core.presets import flatten as flatten_params
 from fer_pipeline.evaluate.bootstrap import BANDED, seed_spread, verdict
 from fer_pipeline.evaluate.headline import flatten
 from fer_pipeline.report.ablations import exp_states, file_data
@@ -25,18 +26,6 @@ LABEL = dict(METRICS)
 #: Two-sided 95 % Student-t quantiles t(0.975, df) for df = 1..30 (the normal's 1.96 beyond): k folds have df = k - 1.
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
-def _flat(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"data": {"fold": 1}}` -> `{"data.fold": 1}` (lists kept as JSON text, so they compare and print)."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out.update(_flat(value, f"{name}."))
-        else:
-            out[name] = json.dumps(value) if isinstance(value, list) else value
-    return out
 
 
 def _runs(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -52,13 +41,10 @@ def _runs(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 def fold_table(entries: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """One row per (fold experiment, run): name, rev, sweep (the params other than `data.fold`, as JSON), folds, fold,
     run and the banded metrics. Experiments without `data.folds` > 1 are not part of a fold sweep and are left out."""
-    rows, seen = [], set()
+    rows = []
     for name, state in exp_states(entries):
         rev = str(state.get("rev"))
-        if rev in seen:
-            continue
-        seen.add(rev)
-        params = _flat(file_data(state["data"].get("params", {}), "params.yaml"))
+        params = flatten_params(file_data(state["data"].get("params", {}), "params.yaml"))
         try:
             folds, fold = int(params.get("data.folds") or 0), int(params.get("data.fold") or 0)
         except (TypeError, ValueError):
