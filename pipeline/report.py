@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -29,6 +30,8 @@ from fer_pipeline.report.tables import (
     shortcut_table,
     with_cross_columns,
 )
+from fer_pipeline.review.noise import noise_header, read_noise
+from fer_pipeline.review.revisions import WORKSPACE, reader
 from fer_pipeline.validate import check_stage, run_stage, stage_args
 
 
@@ -65,9 +68,11 @@ def main() -> None:
     counts = summary_text(summarize_stores(paths.manifest_path(dataset), paths.aumap_store(dataset), points))
     text = render_report(table, shortcut, dataset, notes, recall_table(metrics, methods), counts)
     scores = {run: read_scores(paths.scores_path(run), str(paths.scores_path(run))) for run in metrics}
-    diffs = method_differences(scores, metrics, methods)
+    noise = read_noise(reader(Path("."), WORKSPACE), WORKSPACE)  # one-seed runs' training noise (noise/seed-noise.json)
+    diffs = method_differences(scores, metrics, methods, noise)
     seeds = max(len((d.get("seeds") or {}).get("seeds", [0])) for d in metrics.values())  # report.extra_seeds + 1
-    text += render_bands(bands_table(metrics, diffs, methods), seeds=seeds)
+    lines = noise_header(noise, {"params.yaml": params})
+    text += render_bands(bands_table(metrics, diffs, methods), seeds=seeds, noise_lines=lines)
     write_json(paths.BANDS_REPORT, bands_json(metrics, diffs, methods))
     text += render_extra(metrics, methods, figures)
     text += render_cross(xtable, {name: missing_classes(next(iter(d.values()))) for name, d in cross.items()})

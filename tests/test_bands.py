@@ -26,6 +26,8 @@ from fer_pipeline.evaluate.bootstrap import (
 from fer_pipeline.evaluate.metrics import accuracy, macro_f1
 from fer_pipeline.evaluate.run import au_macro_cos
 from fer_pipeline.report.bands import bands_json, bands_table, method_differences, render_bands
+from fer_pipeline.review.compare import UNKNOWN
+from fer_pipeline.review.noise import SeedNoise
 
 
 def fake_scores(n: int = 300, acc: float = 0.7, shift: float = 0.0, seed: int = 1) -> Scores:
@@ -92,7 +94,10 @@ def test_scores_csv_round_trip_and_report_section() -> None:
     details = {r: {"cl": 1.0, "macro_f1": 0.1, "cam_cos": 0.5, "att_cos": 0.4, "band": band(s)} for r, s in runs.items()}
     details["cam-aus"]["seeds"] = seed_spread({0: {"cl": 70.0}, 1: {"cl": 72.0}, 2: {"cl": math.nan}})
     details["cam-aus"]["cl"] = 71.0  # the evaluate stage's details hold the seed mean (bootstrap.with_seed_mean)
-    diffs = method_differences(runs, details, ["cam"])
+    unmeasured = bands_table(details, method_differences(runs, details, ["cam"]), ["cam"])
+    assert unmeasured.loc[0, "verdict"] == UNKNOWN  # CL moved; the λ = 0 run has one seed and no seed-noise measurement
+    sd = {k: 0.01 for k in ("cl", "macro_f1", "cam_cos", "att_cos")}
+    diffs = method_differences(runs, details, ["cam"], SeedNoise("d" * 40, (0, 1, 2), {"cam-noaus": sd, "cam-aus": sd}))
     table = bands_table(details, diffs, ["cam"])
     assert list(table["metric"]) == ["CL (%)", "macro-F1", "CAM-COS", "ATT-COS"]
     assert table.loc[0, "w/ AUs"] == "71.00 ± 1.41 (3 seeds)"

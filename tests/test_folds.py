@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from fer_pipeline.core import paths
+from fer_pipeline.evaluate.bootstrap import T975
 from fer_pipeline.evaluate.headline import headline
-from fer_pipeline.report.folds import T975, fold_changes, fold_summary, fold_table, render_folds
+from fer_pipeline.report.folds import fold_changes, fold_summary, fold_table, render_folds
 from tests.conftest import make_clone, run, set_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from fer_pipeline import __version__  # the code's version (pyproject.toml reads it; an editable install's metadata may lag)
 
 #: Command modules, in the order `fer --help` lists them.
-COMMANDS = ("landmarks", "align", "aus", "explain", "predict", "review", "classes")
+COMMANDS = ("landmarks", "align", "aus", "explain", "predict", "review", "noise", "classes")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,6 +21,12 @@ DATASET_LANDMARKS = "landmarks_dataset.csv"
 EXCLUDED = "excluded.csv"
 
 
+#: Stage `pretrain`'s folder: the pretrained backbone (`train.pretrained: models/pretrain/backbone.pt`) and its summary.
+PRETRAIN_DIR = Path("models/pretrain")
+PRETRAIN_WEIGHTS = PRETRAIN_DIR / "backbone.pt"
+PRETRAIN_SUMMARY = PRETRAIN_DIR / "summary.json"
+
+
 def manifest_path(dataset: str) -> Path:
     """`sample_id, path, label, split` CSV written by prepare."""
     return prepared_dir(dataset) / "manifest.csv"

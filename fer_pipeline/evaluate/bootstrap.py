@@ -169,6 +169,27 @@ def seed_spread(values: Mapping[int, Mapping[str, Any]], keys: Sequence[str] = B
     return out
 
 
+#: Two-sided 95 % Student-t quantiles t(0.975, df) for df = 1..30 (the normal's 1.96 beyond).
+T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+Z975 = 1.959964
+
+
+def t975(df: int) -> float:
+    """t(0.975, df): the multiplier of a 95 % interval built from a standard deviation with `df` degrees of freedom."""
+    if df < 1:
+        raise ValueError(f"a t quantile needs at least 1 degree of freedom (2 values), got df={df}")
+    return T975[df - 1] if df <= len(T975) else Z975
+
+
+def t_half(sd: float | None, n: int) -> float | None:
+    """Half-width of the 95 % Student-t interval of a mean of `n` values with standard deviation `sd` (None: n < 2).
+    One helper for every report that averages over training seeds or folds (`fer review`, the report, the folds)."""
+    if sd is None or n < 2:
+        return None
+    return t975(n - 1) * float(sd) / math.sqrt(n)
+
+
 #: Verdicts of a change against its band (every banded metric is higher-is-better).
 BETTER, WORSE, NOISE, NO_BAND = "better", "worse", "within noise", "no band"
 

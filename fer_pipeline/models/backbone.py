@@ -42,6 +42,9 @@ def _read_state_dict(path: Path) -> dict[str, Tensor]:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated files, non-tensor payloads
         raise ValueError(f"cannot read pretrained weights from {path}: {load_error_reason(e)}") from None
+    if isinstance(sd, dict) and "state_dict" not in sd and (sd.get("pretrain") or {}).get("task") == "none":
+        raise ValueError(f"{path} holds no weights: stage pretrain ran with pretrain.task: none; set pretrain.task "
+                         f"(rotation | expression) or train.pretrained: none")
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]

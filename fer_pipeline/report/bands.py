@@ -9,18 +9,20 @@ from typing import Any
 
 import pandas as pd
 
-from fer_pipeline.evaluate.bootstrap import BANDED, Scores, difference_band, verdict
+from fer_pipeline.evaluate.bootstrap import BANDED, Scores, difference_band
 from fer_pipeline.report.tables import METRICS, run_name, to_markdown
-from fer_pipeline.review.compare import RunData, change_band
+from fer_pipeline.review.compare import RunData, change_band, judge
+from fer_pipeline.review.noise import SeedNoise
 
 LABEL = dict(METRICS)
 
 
 def method_differences(scores: Mapping[str, Scores], details: Mapping[str, Mapping[str, Any]],
-                       methods: Sequence[str]) -> dict[str, dict[str, Any]]:
+                       methods: Sequence[str], noise: SeedNoise | None = None) -> dict[str, dict[str, Any]]:
     """Method -> band of (with AUs) - (without AUs) per banded metric: paired over the test images
-    (`bootstrap.difference_band`); over several training seeds, the change of the seed means, its band widened by the
-    seed spread (`review.compare.change_band`, as `fer review` does)."""
+    (`bootstrap.difference_band`), widened by the training noise as `fer review` does (`review.compare.change_band`):
+    each run's own seed spread when it was trained over several seeds, else `noise` (the committed one-seed
+    measurement). `known` says whether the band counts the training noise (no verdict without it)."""
     out = {}
     for m in methods:
         runs = {aus: run_name(m, aus) for aus in ("noaus", "aus")}
@@ -28,12 +30,11 @@ def method_differences(scores: Mapping[str, Scores], details: Mapping[str, Mappi
         data = {aus: RunData(dict(details[r]), details[r].get("band") or {}, details[r].get("seeds") or {})
                 for aus, r in runs.items()}
         for key in BANDED:
-            if not (data["aus"].seeds.get(key) or data["noaus"].seeds.get(key)):
-                continue
             a, b = details[runs["aus"]].get(key), details[runs["noaus"]].get(key)
             change = float(a) - float(b) if a is not None and b is not None else None
-            band = None if change is None else change_band(data["noaus"], data["aus"], key, change, paired)
-            paired[key] = {"change": change, "band": None if band is None else list(band)}
+            band, known = (None, False) if change is None else change_band(
+                data["noaus"], data["aus"], key, change, paired, noise, (runs["noaus"], runs["aus"]))
+            paired[key] = {"change": change, "band": None if band is None else list(band), "known": known}
         out[m] = paired
     return out
 
@@ -67,26 +68,29 @@ def bands_table(details: Mapping[str, Mapping[str, Any]], diffs: Mapping[str, Ma
             change = diff.get("change")
             row["change"] = "–" if change is None else f"{change:+.{digits}f}"
             row["change 95% band"] = _span(diff.get("band"), digits)
-            row["verdict"] = verdict(change, diff.get("band"))
+            row["verdict"] = judge(change, diff.get("band"), bool(diff.get("known")))
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def render_bands(table: pd.DataFrame, seeds: int = 1) -> str:
-    """The `reports/tables.md` section of the noise bands."""
+def render_bands(table: pd.DataFrame, seeds: int = 1, noise_lines: Sequence[str] = ()) -> str:
+    """The `reports/tables.md` section of the noise bands; `noise_lines` say where one-seed runs' training noise came
+    from (`review.noise.noise_header`)."""
     if table.empty:
         return ""
     parts = [
         "",
         "## Noise bands",
         "",
-        "95 % bootstrap bands over the test images (1000 resamples, the same for both runs of a method, so the band of",
-        "the change with AUs is paired image by image). A change whose band holds 0 is within noise.",
+        "Each run's band: 95 % bootstrap over the test images (1000 resamples, the same for both runs of a method). The",
+        "band of the change with AUs counts both noises: the test images (paired image by image) and the training",
+        "(Student's t over the training seeds; a one-seed run takes the committed seed-noise measurement). A change",
+        "whose band holds 0 is within noise; one with no measure of its training noise gets no verdict.",
     ]
     if seeds > 1:
         parts.append(f"Values are the mean ± standard deviation over {seeds} training seeds; each run's band is of its first "
-                     "seed (train.seed); the change is of the seed means, its band widened by the seed spread.")
-    parts += ["", to_markdown(table)]
+                     "seed (train.seed); the change is of the seed means.")
+    parts += ["", *(f"- {line.strip()}" for line in noise_lines), "", to_markdown(table)]
     return "\n".join(parts) + "\n"
 
 
@@ -95,6 +99,7 @@ def bands_json(details: Mapping[str, Mapping[str, Any]], diffs: Mapping[str, Map
     """`reports/bands.json`: per run its band (and seed spread), per method the with-vs-without change and band."""
     runs = {run_name(m, a): {k: details[run_name(m, a)].get(k) for k in ("band", "seeds") if k in details[run_name(m, a)]}
             for m in methods for a in ("noaus", "aus")}
-    changes = {m: {**diffs[m], **{k: {**diffs[m][k], "verdict": verdict(diffs[m][k]["change"], diffs[m][k]["band"])}
+    changes = {m: {**diffs[m], **{k: {**diffs[m][k], "verdict": judge(diffs[m][k]["change"], diffs[m][k]["band"],
+                                                                       diffs[m][k]["known"])}
                                   for k in BANDED}} for m in methods if m in diffs}
     return {"runs": runs, "with_vs_without": changes}

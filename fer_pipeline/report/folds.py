@@ -17,17 +17,12 @@ from typing import Any
 import pandas as pd
 
 from fer_pipeline.core.presets import flatten as flatten_params
-from fer_pipeline.evaluate.bootstrap import BANDED, seed_spread, verdict
+from fer_pipeline.evaluate.bootstrap import BANDED, seed_spread, t_half, verdict
 from fer_pipeline.evaluate.headline import flatten
 from fer_pipeline.report.ablations import exp_states, file_data
 from fer_pipeline.report.tables import METRICS, to_markdown
 
 LABEL = dict(METRICS)
-#: Two-sided 95 % Student-t quantiles t(0.975, df) for df = 1..30 (the normal's 1.96 beyond): k folds have df = k - 1.
-T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
 def _runs(metrics: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Run name -> flattened test metrics, for every `metrics/<run>.json` (not the validation files)."""
     out = {}
@@ -70,13 +65,6 @@ def sweep_labels(table: pd.DataFrame) -> dict[str, str]:
     return out
 
 
-def _t_half(sd: float | None, n: int) -> float | None:
-    """Half-width of the 95 % Student-t interval of a mean of n values with standard deviation sd."""
-    if sd is None or n < 2:
-        return None
-    return (T975[n - 2] if n - 1 <= len(T975) else 1.959964) * sd / math.sqrt(n)
-
-
 def _one_fold_each(sub: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """The first experiment of each fold (a fold run twice with the same params gives the same numbers) and how many
     repeats were dropped."""
@@ -98,7 +86,7 @@ def fold_summary(table: pd.DataFrame) -> pd.DataFrame:
             for key in BANDED:
                 s = spread[key]
                 n = sum(v is not None for v in s["values"])
-                half = _t_half(s["sd"], n)
+                half = t_half(s["sd"], n)
                 rows.append({"sweep": labels[sweep], "run": run, "metric": key, "folds": n, "of": k,
                              "missing": ",".join(map(str, missing)), "mean": s["mean"], "sd": s["sd"], "min": s["min"],
                              "max": s["max"], "lo": None if half is None else s["mean"] - half,
@@ -122,7 +110,7 @@ def fold_changes(table: pd.DataFrame) -> pd.DataFrame:
                 n = len(diff)
                 mean = float(diff.mean()) if n else None
                 sd = float(diff.std(ddof=1)) if n > 1 else None
-                half = _t_half(sd, n)
+                half = t_half(sd, n)
                 band = None if half is None or mean is None else (mean - half, mean + half)
                 rows.append({"sweep": labels[sweep], "method": method, "metric": key, "folds": n, "change": mean,
                              "sd": sd, "lo": None if band is None else band[0], "hi": None if band is None else band[1],

@@ -74,30 +74,39 @@ def _read_runs(names: list[str], read: Callable[[str], bytes | None], where: str
     return runs
 
 
-def read_workspace(repo: Path) -> dict[str, RunData]:
-    """The runs of the working tree (what `dvc repro` last wrote)."""
-    names = [p.relative_to(repo).as_posix() for p in (repo / METRICS_DIR).rglob("*.json")]
+def reader(repo: Path, rev: str) -> Callable[[str], bytes | None]:
+    """`read(path) -> bytes | None` of a file at `rev`: the working tree for "workspace", else `git show`."""
+    if rev == WORKSPACE:
+        def read_file(rel: str) -> bytes | None:
+            path = repo / rel
+            return path.read_bytes() if path.is_file() else None
 
-    def read(rel: str) -> bytes | None:
-        path = repo / rel
-        return path.read_bytes() if path.is_file() else None
-
-    return _read_runs(names, read, WORKSPACE)
-
-
-def read_revision(repo: Path, rev: str) -> dict[str, RunData]:
-    """The runs committed at `rev` (a git revision or a `dvc exp` name), read with `git show`."""
+        return read_file
     commit = resolve(repo, rev)
-    listed = _git(repo, "ls-tree", "-r", "--name-only", commit, "--", METRICS_DIR.as_posix())
-    names = listed.stdout.decode().splitlines()
 
-    def read(rel: str) -> bytes | None:
+    def read_blob(rel: str) -> bytes | None:
         blob = _git(repo, "show", f"{commit}:{rel}")
         return blob.stdout if blob.returncode == 0 else None
 
-    return _read_runs(names, read, rev)
+    return read_blob
+
+
+def metric_files(repo: Path, rev: str) -> list[str]:
+    """Every file under metrics/ at `rev` (repository-relative, posix)."""
+    if rev == WORKSPACE:
+        return [p.relative_to(repo).as_posix() for p in (repo / METRICS_DIR).rglob("*.json")]
+    listed = _git(repo, "ls-tree", "-r", "--name-only", resolve(repo, rev), "--", METRICS_DIR.as_posix())
+    return listed.stdout.decode().splitlines()
 
 
 def read_runs(repo: Path, rev: str) -> dict[str, RunData]:
-    """`read_workspace` for "workspace", else `read_revision`."""
-    return read_workspace(repo) if rev == WORKSPACE else read_revision(repo, rev)
+    """The runs at `rev`: the working tree ("workspace": what `dvc repro` last wrote), a git revision or a `dvc exp`."""
+    return _read_runs(metric_files(repo, rev), reader(repo, rev), rev)
+
+
+def commit_of(repo: Path, rev: str) -> str:
+    """The commit `rev` names; the workspace is HEAD's commit with uncommitted changes ("HEAD+workspace")."""
+    if rev == WORKSPACE:
+        head = _git(repo, "rev-parse", "--verify", "--quiet", "HEAD").stdout.decode().strip()
+        return f"{head}+workspace" if head else WORKSPACE
+    return resolve(repo, rev)
