@@ -1,4 +1,4 @@
-"""Face alignment (DESIGN.md, stage `align`): one framing for training, evaluation, `fer explain` and prediction."""
+"""Face alignment (docs/reference/architecture.md, "The stores"): one framing for training, evaluation, `fer explain` and prediction."""
 
 from fer_pipeline.align.warp import (
     DEFAULT_TEMPLATE,

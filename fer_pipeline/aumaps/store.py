@@ -1,4 +1,4 @@
-"""The AU map store `data/aumaps/<dataset>.h5` (schema in DESIGN.md): one uint8 map per manifest row, same order."""
+"""The AU map store `data/aumaps/<dataset>.h5` (schema: docs/reference/architecture.md, "The stores"): one uint8 map per manifest row, same order."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The landmark store `data/landmarks/<dataset>.h5` (schema in DESIGN.md): one row per manifest row."""
+"""The landmark store `data/landmarks/<dataset>.h5` (schema: docs/reference/architecture.md, "The stores"): one row per manifest row."""
 
 from __future__ import annotations
 
