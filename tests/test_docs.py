@@ -179,15 +179,45 @@ def _pair(paper: dict[tuple[str, str, str], dict[str, str]], metric: str, fmt: s
 
 # --- words for users ----------------------------------------------------------------------------------------------
 
-#: How the work was organised is no part of the project: no issue numbers, no words about who ran what where.
-FORBIDDEN = re.compile(r"\bissue ?#?[0-9]+|\bsessions?\b|\blent\b|\bdevice tool\b|\bengineers?\b", re.I)
+#: How the work was organised is no part of the project: no issue numbers, no words about who ran what where, nor about
+#: the machinery that once ran a command on a GPU (a "call" whose files "come back" from `$OUT`).
+FORBIDDEN = re.compile(
+    r"\bissue ?#?[0-9]+|\bsessions?\b|\blent\b|\bdevice tool\b|\bengineers?\b|\bone call\b|KINDS\.md|\$OUT\b|\bcomes? back\b",
+    re.I,
+)
 
 
 def _user_text() -> list[Path]:
-    files = [ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "CHANGELOG.md", ROOT / "dvc.yaml", *ROOT.glob("params*.yaml")]
+    """Every file a user reads: the root files, every tracked Markdown page, the package, the stages and benchmarks."""
+    files = [ROOT / "Makefile", ROOT / "dvc.yaml", ROOT / "mkdocs.yml", ROOT / "pyproject.toml", *ROOT.glob("params*.yaml")]
+    tracked = subprocess.run(["git", "ls-files", "-z", "*.md"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode == 0 and tracked.stdout:
+        files += [ROOT / name for name in tracked.stdout.split("\0") if name]
+    else:  # not a git checkout: every Markdown file outside hidden folders
+        files += [p for p in ROOT.rglob("*.md") if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)]
     for folder in ("docs", "fer_pipeline", "pipeline", "benchmarks"):
         files += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".md", ".py", ".yaml", ".yml") and p.is_file()]
-    return files
+    assert {ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "CHANGELOG.md"} <= set(files)
+    return sorted(set(files))
+
+
+def _cli_help() -> dict[str, str]:
+    """`fer --help` and the help of every command and sub-command, as argparse prints them (whitespace collapsed)."""
+    import argparse
+
+    from fer_pipeline.cli import build_parser
+
+    helps: dict[str, str] = {}
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        helps[name] = " ".join(parser.format_help().split())
+        for action in parser._actions:  # argparse keeps sub-commands in a private action type
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    walk(child, f"{name} {sub}")
+
+    walk(build_parser(), "fer")
+    return helps
 
 
 def test_user_facing_text_speaks_of_the_project_only() -> None:
@@ -197,5 +227,10 @@ def test_user_facing_text_speaks_of_the_project_only() -> None:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if FORBIDDEN.search(line)
     ]
+    helps = _cli_help()
+    assert len(helps) > 8 and "fer predict" in helps
+    hits += [f"{name} --help: {FORBIDDEN.search(text).group(0)}" for name, text in helps.items() if FORBIDDEN.search(text)]
     assert not hits, "\n".join(hits)
     assert FORBIDDEN.search("as in issue 12") and FORBIDDEN.search("the next Session") and not FORBIDDEN.search("tissue 3")
+    assert FORBIDDEN.search("in one call") and FORBIDDEN.search("files come back") and FORBIDDEN.search("--out $OUT")
+    assert FORBIDDEN.search("see KINDS.md") and not FORBIDDEN.search("--out gpu-check") and not FORBIDDEN.search("$OUTPUT")
