@@ -1,4 +1,4 @@
-"""The AU map store `data/aumaps/<dataset>.h5` one uint8 map per manifest row, same order (schema:
+"""The AU map store `data/aumaps/<dataset>.h5`: one uint8 map per manifest row, same order (schema:
 docs/reference/architecture.md, "The stores")."""
 
 from __future__ import annotations

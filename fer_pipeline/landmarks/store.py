@@ -1,4 +1,4 @@
-"""The landmark store `data/landmarks/<dataset>.h5` one row per manifest row (schema: docs/reference/architecture.md,
+"""The landmark store `data/landmarks/<dataset>.h5`: one row per manifest row (schema: docs/reference/architecture.md,
 "The stores")."""
 
 from __future__ import annotations
