@@ -47,6 +47,15 @@ def test_params_reference_is_in_sync(gen: ModuleType) -> None:
         assert f"| `{key}` |" in text, key
 
 
+def test_every_params_key_has_a_meaning(gen: ModuleType) -> None:
+    """Each key of params.yaml carries a comment (its own, or its inline mapping's line), the reference's "meaning"."""
+    meaning = gen.meanings((ROOT / "params.yaml").read_text())
+    empty = sorted(key for key, text in meaning.items() if not text.strip())
+    assert not empty, f"params.yaml keys without a comment saying what they mean: {empty}"
+    assert set(meaning) == set(flatten(yaml.safe_load((ROOT / "params.yaml").read_text())))
+    assert gen.meanings("a:\n  b: 1  # the b\n  c: 2\n") == {"a.b": "the b", "a.c": ""}  # an empty one is seen
+
+
 def test_params_reference_parses_choices_and_reruns(gen: ModuleType) -> None:
     assert gen.choices("none | weights (inverse-frequency CE weights) | sampler (class-balanced draws): x") == [
         "none", "weights", "sampler"]
