@@ -73,26 +73,38 @@ def test_params_reference_parses_choices_and_reruns(gen: ModuleType) -> None:
 # --- the site -----------------------------------------------------------------------------------------------------
 
 
-def test_make_docs_builds_the_site_strictly(tmp_path: Path) -> None:
-    """What `make docs` runs, into a temporary folder: a broken link, anchor or include fails the build."""
+def test_make_docs_builds_the_site_strictly_from_any_folder(tmp_path: Path) -> None:
+    """What `make docs` runs, into a temporary folder and from another working folder (`-f .../mkdocs.yml`), so that
+    every path in mkdocs.yml (the snippets' base path included) is relative to the config, not to the working folder:
+    a broken link, anchor or include fails the build."""
     recipe = re.search(r"^docs:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
     assert recipe is not None, "Makefile has no docs target"
     lines = [shlex.split(line.strip()) for line in recipe.group(1).splitlines()]
     assert lines[0] == ["python", "docs/gen_reference.py"]
-    assert lines[1][:3] == ["mkdocs", "build", "--strict"]
-    cmd = [sys.executable, "-m", "mkdocs", *lines[1][1:]]
+    assert lines[1][:3] == ["mkdocs", "build", "--strict"] and "-f" not in lines[1] and "--config-file" not in lines[1]
+    cmd = [sys.executable, "-m", "mkdocs", *lines[1][1:], "-f", str(ROOT / "mkdocs.yml")]
     cmd[cmd.index("--site-dir") + 1] = str(tmp_path / "site")
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": ""})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = subprocess.run(cmd, cwd=elsewhere, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": ""})
     assert run.returncode == 0, run.stderr[-3000:]
     site = tmp_path / "site"
     for page in ("index.html", "guides/your-data.html", "reference/params.html", "results/benchmarks.html"):
         assert (site / page).is_file(), page
     assert "Landmarks" in (site / "results/benchmarks.html").read_text()  # BENCHMARKS.md included as it is
     assert "0.2.0" in (site / "changelog.html").read_text()
+    assert not any(elsewhere.iterdir())  # nothing written to the working folder
+
+
+class _MkdocsLoader(yaml.SafeLoader):
+    """mkdocs.yml as plain YAML: MkDocs' own tags (`!relative`, `!ENV`) read as None."""
+
+
+_MkdocsLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def test_nav_lists_every_page_and_readme_links_resolve() -> None:
-    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text().replace("!!python", "#"))
+    config = yaml.load((ROOT / "mkdocs.yml").read_text().replace("!!python", "#"), Loader=_MkdocsLoader)
 
     def pages(nav: Any) -> list[str]:
         if isinstance(nav, str):
