@@ -201,7 +201,7 @@ def _pair(paper: dict[tuple[str, str, str], dict[str, str]], metric: str, fmt: s
 # --- words for users ----------------------------------------------------------------------------------------------
 
 #: How the work was organised is no part of the project: no issue numbers, no words about who ran what where, nor about
-#: the machinery that once ran a command on a GPU (a "call" whose files "come back" from `$OUT`).
+#: how a command was run remotely (a "call" whose files "come back" from `$OUT`).
 FORBIDDEN = re.compile(
     r"\bissue ?#?[0-9]+|\bsessions?\b|\blent\b|\bdevice tool\b|\bengineers?\b|\bone call\b|KINDS\.md|\$OUT\b|\bcomes? back\b",
     re.I,
