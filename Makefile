@@ -28,12 +28,12 @@ docs: install
 	python docs/gen_reference.py
 	mkdocs build --strict --site-dir site
 
-# Wheels for the GPU machine (no network there; KINDS.md lists what its image holds), carried as `.whl` (ignored):
-# the project's pure-Python deps it lacks, for the post-hoc methods (gradcam, gradcampp, layercam). The GPU check
-# needs none of them (DVCLive is optional in train_model; dlib is not used). BENCHMARKS.md, "GPU", has the one call.
+# Wheels for a GPU machine without network access, built here into .whl/ (ignored) and copied with the checkout:
+# pure-Python dependencies a CUDA PyTorch environment usually lacks, needed by the post-hoc methods (gradcam,
+# gradcampp, layercam). The GPU check needs none of them (DVCLive is optional in train_model; dlib is not used).
+# BENCHMARKS.md, "GPU", shows how to install them there and run the check.
 GPU_WHEELS := grad-cam==1.5.7 ttach==0.0.3
 gpu-wheels:
 	rm -rf .whl && mkdir -p .whl
 	python3 -m pip wheel -q --no-deps -w .whl $(GPU_WHEELS)  # pure Python (py3-none-any): grad-cam ships an sdist only
-	@du -cb .whl/*.whl | tail -1 | awk '{ printf "gpu-wheels: %.2f MiB in .whl/ (a call carries 64 MiB in all)\n", $$1 / 1048576; \
-	  if ($$1 > 32 * 1048576) { print "gpu-wheels: over 32 MiB: leave room for the working tree"; exit 1 } }'
+	@du -cb .whl/*.whl | tail -1 | awk '{ printf "gpu-wheels: %.2f MiB in .whl/: copy it with the checkout\n", $$1 / 1048576 }'

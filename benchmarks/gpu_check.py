@@ -13,7 +13,7 @@ A section that fails or runs past the time left is recorded with its error and t
 budget (--budget) keeps the whole run bounded. <out>/gpu_check.json and <out>/gpu_check.txt are rewritten after
 every section, so a run cut short still leaves what it measured.
 
-    python benchmarks/gpu_check.py --out DIR            # on the GPU machine: BENCHMARKS.md, "GPU", has the one call
+    python benchmarks/gpu_check.py --out DIR            # on a GPU: BENCHMARKS.md, "GPU", has the commands
     python benchmarks/gpu_check.py --out DIR --device cpu --size 64 ...   # the dry run of tests/test_gpu_check.py
 """
 

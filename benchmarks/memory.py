@@ -49,7 +49,7 @@ maps, has = build_aumaps(m["sample_id"].tolist(), m["label"].to_numpy(), t, code
                          radius=p["radius"], smoothing=p["smoothing"], n_jobs=p["n_jobs"], chunk_size=p["chunk_size"])
 write_aumap_store(paths.aumap_store("synthetic"), m["sample_id"].tolist(), maps, has, {"size": p["size"]})
 """
-#: The landmarks stage as it was before streaming: the whole manifest through the backend in one call, then one write.
+#: The landmarks stage as it was before streaming: the whole manifest through the backend at once, then one write.
 BEFORE_LANDMARKS = """
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params

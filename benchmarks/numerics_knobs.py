@@ -53,8 +53,9 @@ def demo_setup() -> tuple[Any, Any, Any, tuple[Any, ...]]:
     from fer_pipeline.train.epoch import make_optimizer, seed_everything
 
     params = load_params(ROOT / "params.yaml")
-    train, options = method_params(params["train"], params.get("methods"), params["train"]["method"])
-    cfg = TrainConfig.from_params({**train, "device": "cpu"})
+    method = str(params["report"]["methods"][0])  # the demo trains one method
+    train, options = method_params(params["train"], params.get("methods"), method)
+    cfg = TrainConfig.from_params({**train, "method": method, "device": "cpu"})
     if os.environ.get("OMP_NUM_THREADS"):
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
     seed_everything(cfg.seed)

@@ -79,6 +79,15 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def meanings(params_text: str) -> dict[str, str]:
+    """Dotted key -> what it means: its own comment, else (a key of an inline mapping) its parent line's."""
+    comments = key_comments(params_text)
+    return {
+        key: comments.get(key) or (comments.get(key.rsplit(".", 1)[0], "") if key.count(".") >= 2 else "")
+        for key in flatten(yaml.safe_load(params_text))
+    }
+
+
 def _paths(stage: dict[str, Any], field: str) -> list[str]:
     """The path strings of a stage's deps / outs / metrics / plots (entries may be {path: options})."""
     items: list[str] = []
@@ -143,7 +152,7 @@ def _cell(text: str) -> str:
 def render(params_text: str, dvc_text: str) -> str:
     """The whole Markdown page."""
     values = flatten(yaml.safe_load(params_text))
-    comments = key_comments(params_text)
+    comments, meaning = key_comments(params_text), meanings(params_text)
     stage_params, down = stage_graph(yaml.safe_load(dvc_text))
     lines = [
         "# Parameters",
@@ -166,7 +175,7 @@ def render(params_text: str, dvc_text: str) -> str:
             note = comments.get(top, "")
             lines += ["", f"## `{top}`", ""] + ([_cell(note), ""] if note else [])
             lines += ["| key | default | choices | meaning | reruns |", "|---|---|---|---|---|"]
-        comment = comments.get(key) or (comments.get(key.rsplit(".", 1)[0], "") if key.count(".") >= 2 else "")
+        comment = meaning[key]
         direct, after = reruns(key, stage_params, down)
         rerun = ", ".join(f"`{s}`" for s in direct) or "nothing"
         if after:

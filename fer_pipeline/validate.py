@@ -202,18 +202,21 @@ def check_aumaps(params: Mapping[str, Any]) -> None:
     flag(params, "aumaps.restrict_to_codebook")
 
 
-def check_train(params: Mapping[str, Any], method: str | None = None) -> tuple[Any, dict[str, Any]]:
+def check_train(params: Mapping[str, Any], method: str) -> tuple[Any, dict[str, Any]]:
     """`train.*` with `methods.<method>`'s overrides, cast into a TrainConfig (λ >= 0, layers 1..5, known losses and
-    devices, ...), a registered method and a timm backbone; returns (TrainConfig, the method's own options)."""
+    devices, ...), a registered method and a timm backbone; returns (TrainConfig, the method's own options). The method
+    is the stage's argument (DVC's matrix over `report.methods`), never a `train` key."""
     import timm
 
-    from fer_pipeline.core.train_config import TrainConfig, method_params
+    from fer_pipeline.core.train_config import REMOVED_METHOD_KEY, TrainConfig, method_params
     from fer_pipeline.models import list_methods
 
-    name = str(method if method is not None else get(params, "train").get("method", "cam")).lower()
+    if "method" in get(params, "train"):
+        raise ParamsError(REMOVED_METHOD_KEY)
+    name = str(method).lower()
     methods = list_methods()
     if name not in methods:
-        raise ParamsError(f"train.method={name!r} unknown; valid: {', '.join(methods)}")
+        raise ParamsError(f"method {name!r} unknown; valid: {', '.join(methods)} (list the methods that train in report.methods)")
     try:
         train, options = method_params(get(params, "train"), params.get("methods"), name)
         cfg = TrainConfig.from_params({**train, "method": name})
@@ -283,7 +286,10 @@ def check_stage(stage: str, params: Mapping[str, Any], **kwargs: Any) -> Any:
     elif stage == "aumaps":
         check_aumaps(params)
     elif stage == "train":
-        return check_train(params, kwargs.get("method"))
+        if not kwargs.get("method"):
+            raise ParamsError("train: name the method to train (pipeline/train.py METHOD noaus|aus; "
+                              "DVC passes each of report.methods)")
+        return check_train(params, kwargs["method"])
     elif stage == "evaluate":
         check_evaluate(params)
     elif stage == "report":

@@ -39,9 +39,10 @@ def demo_config() -> Any:
     from fer_pipeline.core.train_config import TrainConfig, method_params
 
     params = load_params(ROOT / "params.yaml")
-    train, _ = method_params(params["train"], params.get("methods"), str(params["train"]["method"]))
-    fixed = {"epochs": EPOCHS, "device": "cpu", "cpu_kernels": "portable", "threads": 0, "num_workers": 0, "resume": False,
-             "compile": False}
+    method = str(params["report"]["methods"][0])  # the demo trains one method
+    train, _ = method_params(params["train"], params.get("methods"), method)
+    fixed = {"method": method, "epochs": EPOCHS, "device": "cpu", "cpu_kernels": "portable", "threads": 0, "num_workers": 0,
+             "resume": False, "compile": False}
     return TrainConfig.from_params({**train, **fixed})
 
 

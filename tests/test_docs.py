@@ -47,6 +47,15 @@ def test_params_reference_is_in_sync(gen: ModuleType) -> None:
         assert f"| `{key}` |" in text, key
 
 
+def test_every_params_key_has_a_meaning(gen: ModuleType) -> None:
+    """Each key of params.yaml carries a comment (its own, or its inline mapping's line), the reference's "meaning"."""
+    meaning = gen.meanings((ROOT / "params.yaml").read_text())
+    empty = sorted(key for key, text in meaning.items() if not text.strip())
+    assert not empty, f"params.yaml keys without a comment saying what they mean: {empty}"
+    assert set(meaning) == set(flatten(yaml.safe_load((ROOT / "params.yaml").read_text())))
+    assert gen.meanings("a:\n  b: 1  # the b\n  c: 2\n") == {"a.b": "the b", "a.c": ""}  # an empty one is seen
+
+
 def test_params_reference_parses_choices_and_reruns(gen: ModuleType) -> None:
     assert gen.choices("none | weights (inverse-frequency CE weights) | sampler (class-balanced draws): x") == [
         "none", "weights", "sampler"]
@@ -64,26 +73,38 @@ def test_params_reference_parses_choices_and_reruns(gen: ModuleType) -> None:
 # --- the site -----------------------------------------------------------------------------------------------------
 
 
-def test_make_docs_builds_the_site_strictly(tmp_path: Path) -> None:
-    """What `make docs` runs, into a temporary folder: a broken link, anchor or include fails the build."""
+def test_make_docs_builds_the_site_strictly_from_any_folder(tmp_path: Path) -> None:
+    """What `make docs` runs, into a temporary folder and from another working folder (`-f .../mkdocs.yml`), so that
+    every path in mkdocs.yml (the snippets' base path included) is relative to the config, not to the working folder:
+    a broken link, anchor or include fails the build."""
     recipe = re.search(r"^docs:.*\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), re.M)
     assert recipe is not None, "Makefile has no docs target"
     lines = [shlex.split(line.strip()) for line in recipe.group(1).splitlines()]
     assert lines[0] == ["python", "docs/gen_reference.py"]
-    assert lines[1][:3] == ["mkdocs", "build", "--strict"]
-    cmd = [sys.executable, "-m", "mkdocs", *lines[1][1:]]
+    assert lines[1][:3] == ["mkdocs", "build", "--strict"] and "-f" not in lines[1] and "--config-file" not in lines[1]
+    cmd = [sys.executable, "-m", "mkdocs", *lines[1][1:], "-f", str(ROOT / "mkdocs.yml")]
     cmd[cmd.index("--site-dir") + 1] = str(tmp_path / "site")
-    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": ""})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = subprocess.run(cmd, cwd=elsewhere, capture_output=True, text=True, env={"NO_MKDOCS_2_WARNING": "1", "PATH": ""})
     assert run.returncode == 0, run.stderr[-3000:]
     site = tmp_path / "site"
     for page in ("index.html", "guides/your-data.html", "reference/params.html", "results/benchmarks.html"):
         assert (site / page).is_file(), page
     assert "Landmarks" in (site / "results/benchmarks.html").read_text()  # BENCHMARKS.md included as it is
     assert "0.2.0" in (site / "changelog.html").read_text()
+    assert not any(elsewhere.iterdir())  # nothing written to the working folder
+
+
+class _MkdocsLoader(yaml.SafeLoader):
+    """mkdocs.yml as plain YAML: MkDocs' own tags (`!relative`, `!ENV`) read as None."""
+
+
+_MkdocsLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def test_nav_lists_every_page_and_readme_links_resolve() -> None:
-    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text().replace("!!python", "#"))
+    config = yaml.load((ROOT / "mkdocs.yml").read_text().replace("!!python", "#"), Loader=_MkdocsLoader)
 
     def pages(nav: Any) -> list[str]:
         if isinstance(nav, str):
@@ -179,15 +200,45 @@ def _pair(paper: dict[tuple[str, str, str], dict[str, str]], metric: str, fmt: s
 
 # --- words for users ----------------------------------------------------------------------------------------------
 
-#: How the work was organised is no part of the project: no issue numbers, no words about who ran what where.
-FORBIDDEN = re.compile(r"\bissue ?#?[0-9]+|\bsessions?\b|\blent\b|\bdevice tool\b|\bengineers?\b", re.I)
+#: How the work was organised is no part of the project: no issue numbers, no words about who ran what where, nor about
+#: how a command was run remotely (a "call" whose files "come back" from `$OUT`).
+FORBIDDEN = re.compile(
+    r"\bissue ?#?[0-9]+|\bsessions?\b|\blent\b|\bdevice tool\b|\bengineers?\b|\bone call\b|KINDS\.md|\$OUT\b|\bcomes? back\b",
+    re.I,
+)
 
 
 def _user_text() -> list[Path]:
-    files = [ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "CHANGELOG.md", ROOT / "dvc.yaml", *ROOT.glob("params*.yaml")]
+    """Every file a user reads: the root files, every tracked Markdown page, the package, the stages and benchmarks."""
+    files = [ROOT / "Makefile", ROOT / "dvc.yaml", ROOT / "mkdocs.yml", ROOT / "pyproject.toml", *ROOT.glob("params*.yaml")]
+    tracked = subprocess.run(["git", "ls-files", "-z", "*.md"], cwd=ROOT, capture_output=True, text=True)
+    if tracked.returncode == 0 and tracked.stdout:
+        files += [ROOT / name for name in tracked.stdout.split("\0") if name]
+    else:  # not a git checkout: every Markdown file outside hidden folders
+        files += [p for p in ROOT.rglob("*.md") if not any(part.startswith(".") for part in p.relative_to(ROOT).parts)]
     for folder in ("docs", "fer_pipeline", "pipeline", "benchmarks"):
         files += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".md", ".py", ".yaml", ".yml") and p.is_file()]
-    return files
+    assert {ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "CHANGELOG.md"} <= set(files)
+    return sorted(set(files))
+
+
+def _cli_help() -> dict[str, str]:
+    """`fer --help` and the help of every command and sub-command, as argparse prints them (whitespace collapsed)."""
+    import argparse
+
+    from fer_pipeline.cli import build_parser
+
+    helps: dict[str, str] = {}
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        helps[name] = " ".join(parser.format_help().split())
+        for action in parser._actions:  # argparse keeps sub-commands in a private action type
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, child in action.choices.items():
+                    walk(child, f"{name} {sub}")
+
+    walk(build_parser(), "fer")
+    return helps
 
 
 def test_user_facing_text_speaks_of_the_project_only() -> None:
@@ -197,5 +248,10 @@ def test_user_facing_text_speaks_of_the_project_only() -> None:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
         if FORBIDDEN.search(line)
     ]
+    helps = _cli_help()
+    assert len(helps) > 8 and "fer predict" in helps
+    hits += [f"{name} --help: {FORBIDDEN.search(text).group(0)}" for name, text in helps.items() if FORBIDDEN.search(text)]
     assert not hits, "\n".join(hits)
     assert FORBIDDEN.search("as in issue 12") and FORBIDDEN.search("the next Session") and not FORBIDDEN.search("tissue 3")
+    assert FORBIDDEN.search("in one call") and FORBIDDEN.search("files come back") and FORBIDDEN.search("--out $OUT")
+    assert FORBIDDEN.search("see KINDS.md") and not FORBIDDEN.search("--out gpu-check") and not FORBIDDEN.search("$OUTPUT")

@@ -21,6 +21,8 @@ from tests.conftest import ROOT, make_clone, project_files, run, set_params
 
 #: `train` keys the λ = 0 baseline provably does not read (it aligns nothing and reads no AU maps).
 BASELINE_EXCLUDED = {"lambda", "layers", "align_loss", "att_norm"}
+#: TrainConfig fields that are no params key: the method is each stage's matrix argument (report.methods).
+NOT_PARAMS = {"method"}
 
 
 def stages() -> dict:
@@ -29,7 +31,7 @@ def stages() -> dict:
 
 def test_every_train_key_is_a_baseline_param_or_provably_unused() -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    keys = set(params["train"]) | {"lambda" if f.name == "lam" else f.name for f in fields(TrainConfig)}
+    keys = set(params["train"]) | {"lambda" if f.name == "lam" else f.name for f in fields(TrainConfig)} - NOT_PARAMS
     listed = stages()["train-baseline"]["params"]
     deps = {p.removeprefix("train.") for p in listed if isinstance(p, str) and p.startswith("train.")}
     missing = keys - deps - BASELINE_EXCLUDED
@@ -37,6 +39,7 @@ def test_every_train_key_is_a_baseline_param_or_provably_unused() -> None:
     assert not deps & BASELINE_EXCLUDED, "the baseline must not depend on the alignment params"
     assert set(params["train"]) == keys, "every TrainConfig field is spelled out in params.yaml (so -S can reach it)"
     assert "train" in stages()["train"]["params"]  # the guided run reads the whole section
+    assert not keys & NOT_PARAMS and all(f"train.{k}" not in str(s.get("params")) for s in stages().values() for k in NOT_PARAMS)
     # the baseline reads no AU-map store; the guided run does
     assert not any("aumaps/" in d for d in stages()["train-baseline"]["deps"])
     assert any("aumaps/" in d for d in stages()["train"]["deps"])

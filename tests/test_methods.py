@@ -118,6 +118,14 @@ def test_table1_preset_covers_all_methods_with_valid_settings() -> None:
         assert set(options) <= set(_METHODS[method].options)
 
 
+def test_a_preset_with_train_method_is_refused(tmp_path: Path) -> None:
+    """`train.method` is no key (report.methods picks what trains): an old preset that sets it fails, naming the file."""
+    old = tmp_path / "old.yaml"
+    old.write_text("train: {method: wildcat, epochs: 2}\n")
+    with pytest.raises(ValueError, match=r"old.yaml: train.method is not a parameter.*report.methods"):
+        overlay_flags(old, ROOT / "params.yaml")
+
+
 def test_cpu_table1_preset_lists_all_eleven_with_valid_settings() -> None:
     """params-table1-cpu.yaml: eight trained methods + three post hoc = the registry; every override is accepted."""
     overlay = yaml.safe_load((ROOT / "params-table1-cpu.yaml").read_text())

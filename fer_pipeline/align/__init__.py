@@ -1,4 +1,5 @@
-"""Face alignment (DESIGN.md, stage `align`): one framing for training, evaluation, `fer explain` and prediction."""
+"""Face alignment: one framing for training, evaluation, `fer explain` and prediction (its store: docs/reference/architecture.md,
+"The stores")."""
 
 from fer_pipeline.align.warp import (
     DEFAULT_TEMPLATE,

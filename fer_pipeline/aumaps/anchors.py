@@ -13,8 +13,8 @@ from fer_pipeline.core.codebook import ALL_AUS
 
 #: AU -> name of the anchor (region) it is drawn at. Every AU of every codebook has one.
 ANCHOR_OF: dict[int, str] = {
-    1: "inner_brows",  # mid(20,21), mid(22,23): between the DESIGN's 21/22 and the reference's 20/23
-    2: "outer_brows",  # mid(17,18), mid(25,26): between the DESIGN's 17/26 and the reference's 18/25
+    1: "inner_brows",  # mid(20,21), mid(22,23): between 21/22 (the brow ends) and the reference code's 20/23
+    2: "outer_brows",  # mid(17,18), mid(25,26): between 17/26 (the brow ends) and the reference code's 18/25
     4: "glabella",  # mid(19,24), as the reference
     5: "eyes",  # eye centres: mean(36-41), mean(42-47)
     6: "cheeks",  # below the outer lower lid (41, 46) by 0.45 inter-ocular, along the face's down axis

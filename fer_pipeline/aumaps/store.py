@@ -1,4 +1,5 @@
-"""The AU map store `data/aumaps/<dataset>.h5` (schema in DESIGN.md): one uint8 map per manifest row, same order."""
+"""The AU map store `data/aumaps/<dataset>.h5`: one uint8 map per manifest row, same order (schema:
+docs/reference/architecture.md, "The stores")."""
 
 from __future__ import annotations
 

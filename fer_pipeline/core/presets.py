@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from fer_pipeline.core.train_config import REMOVED_METHOD_KEY
+
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested mapping -> {"a.b.c": leaf}; an empty mapping is a leaf ({})."""
@@ -46,6 +48,8 @@ def overlay_flags(overlay: str | Path, params: str | Path = "params.yaml") -> li
     prefixes = {k.rsplit(".", i)[0] for k in known for i in range(k.count(".") + 1)}
     flags: list[str] = []
     for key, value in flatten(_read(Path(overlay))).items():
+        if key == "train.method":
+            raise ValueError(f"{overlay}: {REMOVED_METHOD_KEY}")
         text = json.dumps(value, separators=(",", ":"))
         if " " in text:
             raise ValueError(f"{overlay}: value of {key} contains a space, which `$(...)` would split: {text}")

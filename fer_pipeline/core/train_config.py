@@ -18,6 +18,11 @@ OPTIMIZERS = ("sgd", "adamw")
 CACHE_MODES = ("auto", "true", "false")
 VALID_LAYERS = (1, 2, 3, 4, 5)
 BALANCE_MODES = ("none", "weights", "sampler")  # train.balance (fer_pipeline/train/balance.py)
+#: Why a params file with `train.method` fails: which methods train is the list `report.methods` (DVC's matrix makes a
+#: train-baseline@<m>-noaus and a train@<m>-aus stage for each), so a `train.method` key would be silently ignored.
+REMOVED_METHOD_KEY = ("train.method is not a parameter: the methods that train are the list report.methods (and those read "
+                      "out post hoc, report.posthoc); delete train.method from the params or preset file and list the "
+                      "method there, e.g. report: {methods: [wildcat]}")
 #: What model.pt and the checkpoint fingerprint record of the train settings (`run_config`).
 RECORDED = ("method", "backbone", "pretrained", "output_stride", "input_size", "align_loss", "epochs", "batch_size",
             "optimizer", "lr", "momentum", "weight_decay", "warmup_epochs", "seed")

@@ -1,4 +1,5 @@
-"""The landmark store `data/landmarks/<dataset>.h5` (schema in DESIGN.md): one row per manifest row."""
+"""The landmark store `data/landmarks/<dataset>.h5`: one row per manifest row (schema: docs/reference/architecture.md,
+"The stores")."""
 
 from __future__ import annotations
 
