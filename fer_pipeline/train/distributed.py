@@ -1,6 +1,9 @@
 """`torchrun` DDP for the training loop: process group (gloo on CPU, nccl on CUDA), epoch-keyed sharded sampling,
 gradient averaging, metric reduction, rank-0-only logging; a plain single process when WORLD_SIZE is unset or 1.
 
+Every loss term is the global mean over the rows of all processes: CE and the method's own terms because each process
+holds batch_size / W rows, the alignment term because its denominator counts mapped rows across processes (`mapped_rows`).
+
 `train.batch_size` stays the global batch: each of the W processes takes batch_size / W samples of the same
 per-epoch permutation, so W processes see exactly the batches one process sees (BENCHMARKS.md, "DDP").
 """
@@ -124,6 +127,19 @@ def reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def mapped_rows(has_map: torch.Tensor, info: DistInfo) -> torch.Tensor | None:
+    """The alignment mean's denominator under DDP: mapped rows of all processes / W (None in a single process).
+
+    Each process divides its own sum by it, so its term is W x (its sum) / N; DDP averages the W gradients, which gives
+    the gradient of (sum over all processes) / N, the global mean over the N mapped rows, as one process computes it.
+    """
+    if not info.enabled:
+        return None
+    count = has_map.to(torch.bool).sum().to(torch.float32).reshape(1)
+    dist.all_reduce(count, op=dist.ReduceOp.SUM)
+    return count[0].clamp_min(1.0) / info.world
 
 
 def finish(info: DistInfo) -> None:
