@@ -25,7 +25,7 @@ from fer_pipeline.models import load_model
 from fer_pipeline.models.base import ModelOutput
 from fer_pipeline.models.loss import guided_loss
 from fer_pipeline.train import TrainConfig, train_model
-from fer_pipeline.train.distributed import SINGLE, DistInfo, EpochSampler, cpu_threads, mapped_rows, per_rank_batch
+from fer_pipeline.train.distributed import SINGLE, DistInfo, EpochSampler, cpu_threads, global_denominators, per_rank_batch
 from tests.conftest import ROOT
 from tests.faces import write_faces
 
@@ -116,13 +116,21 @@ def tiny_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor
     return x, au, has_map, torch.arange(8) % NUM_CLASSES
 
 
-def loss_grads(model: nn.Module, rows: slice, info: DistInfo, global_mean: bool) -> list[torch.Tensor]:
+#: CE weights per class (`train.balance: weights`): rows 0-3 weigh 6 together, rows 4-7 weigh 5.
+CLASS_WEIGHT = torch.tensor([3.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5])
+#: Gradient variants: (global denominators, class-weighted CE).
+VARIANTS = {"global": (True, False), "local": (False, False), "weighted": (True, True), "weighted-local": (False, True)}
+
+
+def loss_grads(model: nn.Module, rows: slice, info: DistInfo, variant: str) -> list[torch.Tensor]:
     """Gradients of the guided loss (lambda 2, cos) of `rows` of the tiny batch (averaged by DDP when `model` wraps)."""
+    global_mean, weighted = VARIANTS[variant]
     x, au, has_map, y = (t[rows] for t in tiny_batch())
     logits, feat = model(x)
     out = ModelOutput(logits=logits, features={5: feat}, cams=feat)
-    mapped = mapped_rows(has_map, info) if global_mean else None
-    total, _, _ = guided_loss(out, y, au, has_map, 2.0, (5,), mapped=mapped)
+    class_weight = CLASS_WEIGHT if weighted else None
+    mapped, weight_sum = global_denominators(has_map, y, class_weight, info) if global_mean else (None, None)
+    total, _, _ = guided_loss(out, y, au, has_map, 2.0, (5,), class_weight=class_weight, mapped=mapped, weight_sum=weight_sum)
     model.zero_grad(set_to_none=True)
     total.backward()
     return [p.grad.clone() for p in model.parameters()]
@@ -136,21 +144,22 @@ def align_worker(rank: int, world: int, port: int, out: str) -> None:
         info = DistInfo(rank=rank, world=world)
         model = DistributedDataParallel(TinyNet())
         rows = slice(4 * rank, 4 * rank + 4)
-        grads = {kind: loss_grads(model, rows, info, kind == "global") for kind in ("global", "local")}
+        grads = {variant: loss_grads(model, rows, info, variant) for variant in VARIANTS}
         torch.save(grads, Path(out) / f"grads-{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
 def test_alignment_loss_is_the_global_mean_over_mapped_rows(tmp_path: Path) -> None:
-    """2 gloo processes with 3 and 1 mapped rows give the gradient of 1 process over all 8 rows; each process's own
-    mean (the per-process average DDP would otherwise take) does not."""
-    one = loss_grads(TinyNet(), slice(0, 8), SINGLE, True)
+    """2 gloo processes with 3 and 1 mapped rows (and row weights 6 and 5 under class-weighted CE) give the gradient of
+    1 process over all 8 rows; each process's own means (what DDP's averaging would otherwise give) do not."""
     mp.spawn(align_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"grads-{r}.pt") for r in range(2)]
-    for grads in ranks:
-        assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(one, grads["global"], strict=True))
-    assert not all(torch.allclose(a, b, atol=1e-4) for a, b in zip(one, ranks[0]["local"], strict=True))
+    for variant, local in (("global", "local"), ("weighted", "weighted-local")):
+        one = loss_grads(TinyNet(), slice(0, 8), SINGLE, variant)
+        for grads in ranks:
+            assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(one, grads[variant], strict=True)), variant
+        assert not all(torch.allclose(a, b, atol=1e-4) for a, b in zip(one, ranks[0][local], strict=True)), local
 
 
 CFG = {"backbone": "resnet18", "output_stride": 16, "input_size": 32, "epochs": 2, "batch_size": 16, "lr": 0.01,

@@ -69,6 +69,13 @@ def alignment_loss(att: Tensor, au: Tensor, has_map: Tensor, kind: str = "cos", 
     return per.sum() / (mask.sum().clamp_min(1) if mapped is None else mapped)
 
 
+def _cross_entropy(logits: Tensor, y: Tensor, class_weight: Tensor | None, weight_sum: Tensor | None) -> Tensor:
+    """CE over the batch: the (weighted) mean, or with `weight_sum` (hard labels) the weighted sum divided by it."""
+    if class_weight is None or weight_sum is None or y.ndim != 1:
+        return F.cross_entropy(logits.float(), y, weight=class_weight)
+    return F.cross_entropy(logits.float(), y, weight=class_weight, reduction="sum") / weight_sum
+
+
 def guided_loss(
     out: ModelOutput,
     y: Tensor,
@@ -81,6 +88,7 @@ def guided_loss(
     class_weight: Tensor | None = None,
     att_norm: str = "none",
     mapped: Tensor | None = None,
+    weight_sum: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """(total, ce, align): total = CE + lam * mean over `layers` of alignment_loss(T_l, A).
 
@@ -88,7 +96,8 @@ def guided_loss(
 
     `class_weight` (K,): per-class CE weights (`train.balance: weights`; the weighted mean over the batch); None: plain CE.
 
-    `mapped`: the alignment mean's denominator (`alignment_loss`); None: the mapped rows of this batch.
+    `mapped`: the alignment mean's denominator (`alignment_loss`); None: the mapped rows of this batch. `weight_sum`: the
+    class-weighted CE's denominator instead of this batch's sum of row weights (under DDP: `global_denominators`).
 
     With lam == 0 the alignment is computed under no_grad (for logging only), so it adds no backward; with lam == 0 and
     no layers (the λ = 0 baseline, which reads no AU maps) it is 0. `out` must come from `model(x, layers=layers)`.
@@ -100,13 +109,13 @@ def guided_loss(
     if not layers:
         if lam != 0:
             raise ValueError("guided_loss needs at least one layer when lambda > 0")
-        ce = F.cross_entropy(out.logits.float(), y, weight=class_weight)
+        ce = _cross_entropy(out.logits, y, class_weight, weight_sum)
         return ce, ce, torch.zeros((), device=ce.device)
     missing = [v for v in layers if v not in out.features]
     if missing:
         raise KeyError(f"features of layers {missing} not in the model output (have {sorted(out.features)}); "
                        f"call model(x, layers={list(layers)})")
-    ce = F.cross_entropy(out.logits.float(), y, weight=class_weight)
+    ce = _cross_entropy(out.logits, y, class_weight, weight_sum)
     with torch.set_grad_enabled(torch.is_grad_enabled() and lam != 0):
         align = torch.stack(
             [alignment_loss(attention(out.features[v], norm), au, has_map, kind, mapped=mapped) for v in layers]
