@@ -131,9 +131,9 @@ def group_split(
 def shared_subjects(groups: np.ndarray, split: np.ndarray, source: str, pattern: str, shown: int = 5) -> None:
     """Raise when a subject has images in two shipped splits (a subject-independent split needs each in one)."""
     groups, split = np.asarray(groups).astype(str), np.asarray(split).astype(str)
-    frame = {s: set(groups[split == s].tolist()) for s in ("train", "val", "test") if (split == s).any()}
+    members_of = {s: set(groups[split == s].tolist()) for s in ("train", "val", "test") if (split == s).any()}
     seen: dict[str, list[str]] = {}
-    for s, members in frame.items():
+    for s, members in members_of.items():
         for g in members:
             seen.setdefault(g, []).append(s)
     both = sorted(g for g, where in seen.items() if len(where) > 1)
@@ -143,7 +143,7 @@ def shared_subjects(groups: np.ndarray, split: np.ndarray, source: str, pattern:
         f"{g} (" + ", ".join(f"{s} {int(((groups == g) & (split == s)).sum())}" for s in seen[g]) + " images)"
         for g in both[:shown]
     ) + ("; ..." if len(both) > shown else "")
-    sizes = ", ".join(f"{s} {len(m)}" for s, m in frame.items())
+    sizes = ", ".join(f"{s} {len(m)}" for s, m in members_of.items())
     raise ValueError(
         f"{source}: data.group '{pattern}' finds {len(both)} of {len(seen)} subjects in more than one shipped split "
         f"(subjects per split: {sizes}): {listed}. Move each subject's images into one split folder, or set "
