@@ -13,6 +13,7 @@ from fer_pipeline.core.numerics import stage_environment
 os.environ.update(stage_environment())
 
 from fer_pipeline.align.store import stage_inputs
+from fer_pipeline.align.warp import augment_border
 from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
 from fer_pipeline.data.datasets import image_root
@@ -61,6 +62,7 @@ def main(method: str, aus: str, seed: str | None = None) -> None:
         model_kwargs=options,
         faces_path=faces,
         alignment=alignment.to_dict(),
+        augment_border=augment_border(params["align"]),  # align.border, in every align.mode
     )
     if os.environ.get("RANK", "0") == "0":  # under torchrun every rank returns; rank 0 wrote the model
         print(f"train {run} (seed {cfg.seed}): {summary} -> {model_out}")

@@ -117,18 +117,20 @@ def _tiny(seed: int) -> np.ndarray:
     return np.full((8, 8, 3), 40 + seed % 200, np.uint8)
 
 
-def make_ckplus(root: Path, subjects: int = 30, sequences: int = 2, frames: int = 3, seed: int = 0) -> dict[str, str]:
+def make_ckplus(
+    root: Path, subjects: int = 30, sequences: int = 2, frames: int = 3, seed: int = 0, first: int = 5
+) -> dict[str, str]:
     """CK+-style `<class>/S<subject>_<sequence>_<frame>.png`: each subject shows `sequences` expressions, the last
-    `frames` frames of each (the peak frames CK+ users keep); path -> subject."""
+    `frames` frames of each (the peak frames CK+ users keep); subjects numbered from `first`; path -> subject."""
     rng = np.random.default_rng(seed)
     folders = ["neutral", "happy", "sad", "angry", "surprised", "fearful", "disgusted"]
     kept = {}
     for s in range(subjects):
         for q, k in enumerate(rng.choice(len(folders), size=sequences, replace=False)):
             for f in range(frames):
-                rel = f"{folders[k]}/S{s + 5:03d}_{q + 1:03d}_{f + 10:08d}.png"
+                rel = f"{folders[k]}/S{s + first:03d}_{q + 1:03d}_{f + 10:08d}.png"
                 save(root / rel, _tiny(s))
-                kept[rel] = f"S{s + 5:03d}"
+                kept[rel] = f"S{s + first:03d}"
     return kept
 
 

@@ -1,4 +1,5 @@
-"""The cv2 joint augmentation (one affine per array, per-(seed, epoch, index) draws) and the streamed AU map store."""
+"""The cv2 joint augmentation (one affine per array, per-(seed, epoch, index) draws, the fill of `align.border` with 0 in
+the map) and the streamed AU map store."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
+from fer_pipeline.align.warp import augment_border
 from fer_pipeline.aumaps.build import build_aumap_store, build_aumaps
 from fer_pipeline.aumaps.store import read_aumap_store, stream_aumap_store, write_aumap_store
 from fer_pipeline.inputs import normalizer, to_tensor_planes, with_map
 from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.landmarks.store import LandmarkTable
+from fer_pipeline.train import TrainConfig, loop
 from fer_pipeline.train.augment import Augmentation, Draw, affine, colour_jitter, draw, geometry, sample_rng, warp
 from fer_pipeline.train.distributed import EpochSampler
 
@@ -152,3 +155,46 @@ def test_build_aumap_store_streams_what_build_aumaps_returns(tmp_path: Path) -> 
     stored = read_aumap_store(tmp_path / "s.h5")
     assert np.array_equal(got, has) and np.array_equal(stored.maps, maps) and np.array_equal(stored.has_map, has)
     assert has.sum() > 0
+
+
+def test_border_fills_the_image_as_align_border_says_and_the_map_with_zero() -> None:
+    """Outside the crop / rotation the image takes `align.border` (constant: black; replicate, reflect: no black edge);
+    the AU map gets 0 whatever the border: it has no AU there."""
+    rgb = np.full((64, 64, 3), 200, np.uint8)
+    rgb[:, :32] = 120  # left half darker: reflect and replicate differ from a constant grey only by where they copy
+    rgba = with_map(rgb, np.full((32, 32), 255, np.uint8))
+    d = Draw(box=(0.0, 0.0, 1.0, 1.0), angle=10.0, flip=False, jitter=NO_JITTER)  # the rotation uncovers the corners
+    out = {b: geometry(rgba, d, 64, b) for b in ("constant", "replicate", "reflect")}
+    corner = (slice(0, 3), slice(0, 3))
+    assert out["constant"][corner].max() == 0
+    inside = out["constant"][:, :, 3] == 255  # pixels wholly inside the source frame
+    for b in ("replicate", "reflect"):
+        assert out[b][corner][..., :3].min() >= 120  # the image's own values, no black edge
+        assert np.array_equal(out[b][..., 3], out["constant"][..., 3])  # the map: 0 outside, as with constant
+        assert np.array_equal(out[b][inside], out["constant"][inside])  # inside the frame nothing changes
+    assert out["replicate"][corner][..., 3].max() == 0 and inside.mean() > 0.7
+    assert Augmentation(0, "reflect").geometry(rgba, d, 64).tobytes() == out["reflect"].tobytes()
+    assert np.array_equal(Augmentation(0).geometry(rgba, d, 64), out["constant"])  # the default: the legacy black
+    with pytest.raises(ValueError, match="align.border='wrap' unknown"):
+        Augmentation(0, "wrap")
+
+
+def test_align_border_reaches_the_training_augmentation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """pipeline/train.py reads align.border (in every align.mode) and train_model hands it to the Augmentation."""
+    assert augment_border({"mode": "none", "border": "reflect"}) == "reflect"
+    assert augment_border({"mode": "similarity"}) == "constant"  # params written before align.border existed
+    with pytest.raises(ValueError, match="align.border='black' unknown"):
+        augment_border({"border": "black"})
+    made: list[Augmentation] = []
+
+    def record(*args: object) -> Augmentation:
+        made.append(Augmentation(*args))  # type: ignore[arg-type]
+        raise InterruptedError("stop before training")
+
+    monkeypatch.setattr(loop, "Augmentation", record)
+    cfg = TrainConfig.from_params({"backbone": "resnet18", "input_size": 32, "epochs": 1, "batch_size": 4, "device": "cpu",
+                                   "pretrained": "none", "threads": 1})
+    with pytest.raises(InterruptedError):
+        loop.train_model(cfg, lam=1.0, manifest=small_set(tmp_path), image_root=tmp_path, aumap_path=tmp_path / "m.h5",
+                         model_out=tmp_path / "model.pt", live_dir=None, augment_border="replicate")
+    assert made and made[0].border == "replicate"

@@ -1,4 +1,5 @@
-"""DDP: `torchrun` with 2 CPU processes (gloo) trains the same model as 1 process; the sampler and helpers shard correctly."""
+"""DDP: `torchrun` with 2 CPU processes (gloo) trains the same model as 1 process; the sampler and helpers shard correctly;
+the alignment loss is the global mean over all processes' mapped rows."""
 
 from __future__ import annotations
 
@@ -13,12 +14,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split
 from fer_pipeline.models import load_model
+from fer_pipeline.models.base import ModelOutput
+from fer_pipeline.models.loss import guided_loss
 from fer_pipeline.train import TrainConfig, train_model
-from fer_pipeline.train.distributed import SINGLE, DistInfo, EpochSampler, cpu_threads, per_rank_batch
+from fer_pipeline.train.distributed import SINGLE, DistInfo, EpochSampler, cpu_threads, global_denominators, per_rank_batch
 from tests.conftest import ROOT
 from tests.faces import write_faces
 
@@ -85,6 +92,74 @@ def test_batch_and_thread_shares() -> None:
         per_rank_batch(32, DistInfo(world=3))
     assert cpu_threads(0, SINGLE, 16) == 16 and cpu_threads(3, DistInfo(world=2), 16) == 3
     assert cpu_threads(0, DistInfo(world=2), 2) == 1 and cpu_threads(0, DistInfo(world=8), 2) == 1
+
+
+class TinyNet(nn.Module):
+    """A conv layer (the aligned features) and a linear classifier: enough for the loss's gradient."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4, NUM_CLASSES)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        feat = self.conv(x)
+        return self.fc(feat.mean(dim=(2, 3))), feat
+
+
+def tiny_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """8 rows (images, AU maps, has_map, labels): rows 0-3 hold 3 mapped rows, rows 4-7 one."""
+    g = torch.Generator().manual_seed(1)
+    x, au = torch.randn(8, 3, 8, 8, generator=g), torch.rand(8, 16, 16, generator=g)
+    has_map = torch.tensor([1, 1, 1, 0, 1, 0, 0, 0], dtype=torch.bool)
+    return x, au, has_map, torch.arange(8) % NUM_CLASSES
+
+
+#: CE weights per class (`train.balance: weights`): rows 0-3 weigh 6 together, rows 4-7 weigh 5.
+CLASS_WEIGHT = torch.tensor([3.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5])
+#: Gradient variants: (global denominators, class-weighted CE).
+VARIANTS = {"global": (True, False), "local": (False, False), "weighted": (True, True), "weighted-local": (False, True)}
+
+
+def loss_grads(model: nn.Module, rows: slice, info: DistInfo, variant: str) -> list[torch.Tensor]:
+    """Gradients of the guided loss (lambda 2, cos) of `rows` of the tiny batch (averaged by DDP when `model` wraps)."""
+    global_mean, weighted = VARIANTS[variant]
+    x, au, has_map, y = (t[rows] for t in tiny_batch())
+    logits, feat = model(x)
+    out = ModelOutput(logits=logits, features={5: feat}, cams=feat)
+    class_weight = CLASS_WEIGHT if weighted else None
+    mapped, weight_sum = global_denominators(has_map, y, class_weight, info) if global_mean else (None, None)
+    total, _, _ = guided_loss(out, y, au, has_map, 2.0, (5,), class_weight=class_weight, mapped=mapped, weight_sum=weight_sum)
+    model.zero_grad(set_to_none=True)
+    total.backward()
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def align_worker(rank: int, world: int, port: int, out: str) -> None:
+    """One of `world` gloo processes: rows 4*rank .. 4*rank+3 of the tiny batch; saves DDP-averaged gradients."""
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    try:
+        info = DistInfo(rank=rank, world=world)
+        model = DistributedDataParallel(TinyNet())
+        rows = slice(4 * rank, 4 * rank + 4)
+        grads = {variant: loss_grads(model, rows, info, variant) for variant in VARIANTS}
+        torch.save(grads, Path(out) / f"grads-{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_alignment_loss_is_the_global_mean_over_mapped_rows(tmp_path: Path) -> None:
+    """2 gloo processes with 3 and 1 mapped rows (and row weights 6 and 5 under class-weighted CE) give the gradient of
+    1 process over all 8 rows; each process's own means (what DDP's averaging would otherwise give) do not."""
+    mp.spawn(align_worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"grads-{r}.pt") for r in range(2)]
+    for variant, local in (("global", "local"), ("weighted", "weighted-local")):
+        one = loss_grads(TinyNet(), slice(0, 8), SINGLE, variant)
+        for grads in ranks:
+            assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(one, grads[variant], strict=True)), variant
+        assert not all(torch.allclose(a, b, atol=1e-4) for a, b in zip(one, ranks[0][local], strict=True)), local
 
 
 CFG = {"backbone": "resnet18", "output_stride": 16, "input_size": 32, "epochs": 2, "batch_size": 16, "lr": 0.01,

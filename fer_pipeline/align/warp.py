@@ -87,6 +87,15 @@ class Alignment:
                    str(d.get("border", LEGACY_BORDER)))
 
 
+def augment_border(align_params: Mapping[str, Any] | None) -> str:
+    """The fill of training augmentation's crop and rotation: `align.border` in every mode (`none` too, where the
+    alignment itself warps nothing), so that augmentation adds no edge the framed faces lack."""
+    border = str(dict(align_params or {}).get("border", LEGACY_BORDER))
+    if border not in BORDERS:
+        raise ValueError(f"align.border={border!r} unknown; valid: {', '.join(BORDERS)}")
+    return border
+
+
 def model_alignment(config: Mapping[str, Any]) -> Alignment:
     """The alignment a model was trained with, from its model.pt config (`load_model`'s second value); a model saved
     before alignment existed was trained on the images as they are: `none`."""

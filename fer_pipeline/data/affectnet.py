@@ -10,6 +10,7 @@ import pandas as pd
 
 from fer_pipeline.core.labels import AFFECTNET_TO_CANONICAL
 from fer_pipeline.core.paths import resolve_inside
+from fer_pipeline.data.groups import refuse_folds
 from fer_pipeline.data.layout import Exclusions, LayoutError, Prepared, drop_duplicates, require, sample_id_of
 from fer_pipeline.data.manifest import carve_val
 
@@ -96,6 +97,7 @@ def prepare_affectnet(data: dict[str, Any]) -> Prepared:
             "and the AU codebook have no contempt class); set data.classes: 7"
         )
     root = Path(str(data["root"]))
+    refuse_folds(data, "AffectNet", "")
     require("AffectNet", root, EXPECTED)
     lists = find_lists(root)
     prefix = f"{IMAGES_DIR}/" if (root / IMAGES_DIR).is_dir() else ""

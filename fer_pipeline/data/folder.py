@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from fer_pipeline.core.labels import label_index
-from fer_pipeline.data.groups import group_split, subjects
+from fer_pipeline.data.groups import carve_group_val, group_split, refuse_folds, shared_subjects, subjects
 from fer_pipeline.data.layout import IMAGE_EXTS, Exclusions, LayoutError, Prepared, drop_duplicates, require, sample_id_of
 from fer_pipeline.data.manifest import carve_val, stratified_split
 
@@ -29,7 +29,7 @@ SPLIT_NAMES = {
 EXPECTED = """  <data.root>/
     train/<class>/*.jpg|png|bmp|tif|...   class folders: neutral, happy, sad, angry, surprised, fearful, disgusted
     val/<class>/...                       (optional: carved from train, data.val_fraction, when absent)  (synonyms accepted)
-    test/<class>/...
+    test/<class>/...                      (data.group: no subject in two split folders; val carved by subject)
   or, without split folders (CK+, JAFFE):
     <class>/*.png                         (test and val drawn per class with data.test_fraction / data.val_fraction;
                                           by subject with data.group, e.g. '^(S\\d+)_' for CK+, '^([A-Z]{2})\\.' for JAFFE)
@@ -80,6 +80,21 @@ def split_flat(df: pd.DataFrame, data: dict[str, Any], source: str) -> np.ndarra
     )
 
 
+def split_shipped(df: pd.DataFrame, data: dict[str, Any], source: str) -> np.ndarray:
+    """Splits of a folder with split folders: kept as shipped; val (when not shipped) carved from train, by subject when
+    `data.group` is set, which also checks that no subject is in two shipped splits."""
+    refuse_folds(data, f"data.root={source!r} (split folders)",
+                 "; for k-fold by subject, merge the split folders into <root>/<class>/* and set data.group")
+    labels, split = df["label"].to_numpy(np.int64), df["split"].to_numpy()
+    val_fraction, seed = float(data["val_fraction"]), int(data["seed"])
+    pattern = str(data.get("group") or "")
+    if not pattern:
+        return split if (split == "val").any() else carve_val(labels, split, val_fraction=val_fraction, seed=seed)
+    groups = subjects(df["path"].tolist(), pattern, source)
+    shared_subjects(groups, split, source, pattern)
+    return split if (split == "val").any() else carve_group_val(labels, groups, split, val_fraction=val_fraction, seed=seed)
+
+
 def prepare_folder(data: dict[str, Any]) -> Prepared:
     """Images under class folders; split folders as given (val carved from train when absent), or a stratified split."""
     root = Path(str(data["root"]))
@@ -87,7 +102,6 @@ def prepare_folder(data: dict[str, Any]) -> Prepared:
     top = subdirs(root)
     splits = [d for d in top if d.name.lower() in SPLIT_NAMES]
     excluded = Exclusions()
-    val_fraction, seed = float(data["val_fraction"]), int(data["seed"])
     if splits:
         for d in top:
             if d not in splits:
@@ -104,8 +118,7 @@ def prepare_folder(data: dict[str, Any]) -> Prepared:
         df = pd.concat(frames, ignore_index=True)
         if not (df["split"] == "test").any():
             raise LayoutError("folder", root, "there is no test/ split folder (or it holds no images of a known class)", EXPECTED)
-        if not (df["split"] == "val").any():
-            df["split"] = carve_val(df["label"].to_numpy(np.int64), df["split"].to_numpy(), val_fraction=val_fraction, seed=seed)
+        df["split"] = split_shipped(df, data, str(root))
     else:
         df = pd.DataFrame(scan_classes(root, root, excluded), columns=["sample_id", "path", "label"])
         if df.empty:

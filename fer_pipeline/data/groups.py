@@ -2,8 +2,11 @@
 
 `data.group` is a regex on each image's file name whose first group (else its whole match) names the subject:
 `^(S\\d+)_` for CK+ (`S005_001_00000011.png`), `^([A-Z]{2})\\.` for JAFFE (`KA.HA1.29.tiff`). Splits are stratified
-by class as far as whole subjects allow. `data.folds` = k > 1 partitions the subjects into k folds and tests on fold
+by class as far as whole subjects allow; no bin is left empty while subjects remain for it (k = number of subjects is
+leave-one-subject-out, one subject per fold). `data.folds` = k > 1 partitions the subjects into k folds and tests on fold
 `data.fold` (k-fold by subject, run as a `dvc exp` sweep over `data.fold`); 0 draws a `data.test_fraction` test split.
+Folders that ship their splits keep them: `data.group` then checks that no subject is in two of them and carves val
+from train by subject.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from pathlib import PurePosixPath
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +49,9 @@ def assign_groups(labels: np.ndarray, groups: np.ndarray, fractions: Sequence[fl
     """Bin index of each row: whole groups go to the bin whose per-class counts they bring closest to its share.
 
     Greedy stratified group assignment (largest subjects first, ties in seeded random order): each group goes to the
-    bin where it lowers the squared gap between the bin's class fractions and its target `fractions[b]` the most.
+    bin where it lowers the squared gap between the bin's class fractions and its target `fractions[b]` the most, except
+    that once the groups left are no more than the empty bins, each goes to an empty one (no bin ends empty when there
+    are at least as many groups as bins).
     """
     labels = np.asarray(labels, dtype=np.int64)
     names, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
@@ -59,13 +65,32 @@ def assign_groups(labels: np.ndarray, groups: np.ndarray, fractions: Sequence[fl
     order = np.random.default_rng(seed).permutation(len(names))
     order = order[np.argsort(-counts[order].sum(axis=1), kind="stable")]
     bins = np.zeros(len(names), dtype=np.int64)
-    for g in order:
+    empty = share > 0  # bins still waiting for a group (a bin meant to stay empty is never forced)
+    for done, g in enumerate(order.tolist()):
         before = (((current - target) * scale) ** 2).sum(axis=1)
-        after = (((current + counts[g] - target) * scale) ** 2).sum(axis=1)
-        b = int(np.argmin(after - before))
+        gain = (((current + counts[g] - target) * scale) ** 2).sum(axis=1) - before
+        if len(names) - done <= int(empty.sum()):  # as many groups left as empty bins: fill those first
+            gain = np.where(empty, gain, np.inf)
+        b = int(np.argmin(gain))
         bins[g] = b
+        empty[b] = False
         current[b] += counts[g]
     return bins[inverse]
+
+
+def carve_group_val(labels: np.ndarray, groups: np.ndarray, split: np.ndarray, *, val_fraction: float, seed: int) -> np.ndarray:
+    """Move whole groups, stratified and seeded, from train to val (`val_fraction` of the train rows, in whole groups)."""
+    split = np.asarray(split, dtype=object).copy()
+    train = np.flatnonzero(split == "train")
+    if val_fraction <= 0 or len(train) == 0:
+        return split
+    groups = np.asarray(groups).astype(str)
+    val = assign_groups(np.asarray(labels)[train], groups[train], [val_fraction, 1.0 - val_fraction], seed) == 0
+    if val.all():
+        n = len(np.unique(groups[train]))
+        raise ValueError(f"data.group: the {n} train subject(s) leave none to train on beside val; lower data.val_fraction")
+    split[train[val]] = "val"
+    return split
 
 
 def group_split(
@@ -85,20 +110,52 @@ def group_split(
         if not 0 <= fold < folds:
             raise ValueError(f"data.fold={fold} is outside 0..{folds - 1} (data.folds={folds})")
         if folds > n_groups:
-            raise ValueError(f"data.folds={folds} exceeds the {n_groups} subjects found by data.group; use at most {n_groups}")
+            raise ValueError(
+                f"data.folds={folds} exceeds the {n_groups} subjects that data.group finds: a fold needs at least one "
+                f"subject; use data.folds <= {n_groups} ({n_groups} = leave one subject out)"
+            )
         is_test = assign_groups(labels, groups, [1.0 / folds] * folds, seed) == fold
+        if is_test.all():
+            raise ValueError(f"data.folds={folds}: the {n_groups} subjects leave none to train on beside fold {fold}")
     else:
         is_test = assign_groups(labels, groups, [test_fraction, 1.0 - test_fraction], seed) == 0
-    if not is_test.any() or is_test.all():
-        raise ValueError(
-            f"data.group finds {n_groups} subject(s): too few for a test split with data.test_fraction={test_fraction}; "
-            "raise data.test_fraction or check the regex"
-        )
+        if not is_test.any() or is_test.all():
+            raise ValueError(
+                f"data.group finds {n_groups} subject(s): too few for a test split with data.test_fraction={test_fraction}; "
+                "raise data.test_fraction or check the regex"
+            )
     split = np.where(is_test, "test", "train").astype(object)
-    rest = np.flatnonzero(~is_test)
-    if val_fraction > 0:
-        val = assign_groups(labels[rest], groups[rest], [val_fraction, 1.0 - val_fraction], seed + 1) == 0
-        if val.all():
-            raise ValueError(f"data.group: the {n_groups} subjects leave none to train on beside val; lower data.val_fraction")
-        split[rest[val]] = "val"
-    return split
+    return carve_group_val(labels, groups, split, val_fraction=val_fraction, seed=seed + 1)
+
+
+def shared_subjects(groups: np.ndarray, split: np.ndarray, source: str, pattern: str, shown: int = 5) -> None:
+    """Raise when a subject has images in two shipped splits (a subject-independent split needs each in one)."""
+    groups, split = np.asarray(groups).astype(str), np.asarray(split).astype(str)
+    members_of = {s: set(groups[split == s].tolist()) for s in ("train", "val", "test") if (split == s).any()}
+    seen: dict[str, list[str]] = {}
+    for s, members in members_of.items():
+        for g in members:
+            seen.setdefault(g, []).append(s)
+    both = sorted(g for g, where in seen.items() if len(where) > 1)
+    if not both:
+        return
+    listed = "; ".join(
+        f"{g} (" + ", ".join(f"{s} {int(((groups == g) & (split == s)).sum())}" for s in seen[g]) + " images)"
+        for g in both[:shown]
+    ) + ("; ..." if len(both) > shown else "")
+    sizes = ", ".join(f"{s} {len(m)}" for s, m in members_of.items())
+    raise ValueError(
+        f"{source}: data.group '{pattern}' finds {len(both)} of {len(seen)} subjects in more than one shipped split "
+        f"(subjects per split: {sizes}): {listed}. Move each subject's images into one split folder, or set "
+        "data.group: '' to keep the shipped splits as they are (then the splits are not subject-independent)"
+    )
+
+
+def refuse_folds(data: dict[str, Any], dataset: str, instead: str) -> None:
+    """`data.folds` > 1 on a dataset that ships its test split would run k identical trainings: say what to do instead."""
+    folds = int(data.get("folds") or 0)
+    if folds > 1:
+        raise ValueError(
+            f"data.folds={folds}: {dataset} ships its own test split, so every fold would train and test on the same rows; "
+            f"set data.folds: 0 (the shipped test split is the evaluation){instead}"
+        )

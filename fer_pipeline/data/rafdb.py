@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from fer_pipeline.core.labels import RAFDB_TO_CANONICAL
+from fer_pipeline.data.groups import refuse_folds
 from fer_pipeline.data.layout import Exclusions, Prepared, drop_duplicates, require
 from fer_pipeline.data.manifest import carve_val
 
@@ -41,6 +42,7 @@ def parse_line(line: str) -> tuple[str, str, int]:
 def prepare_rafdb(data: dict[str, Any]) -> Prepared:
     """Rows of the label file whose aligned image exists; train/test as shipped, val carved from train (seeded)."""
     root = Path(str(data["root"]))
+    refuse_folds(data, "RAF-DB", "")
     require("RAF-DB basic", root, EXPECTED, LABEL_FILE, ALIGNED_DIR)
     excluded = Exclusions()
     rows = []

@@ -1,6 +1,7 @@
 """Joint image + AU-map augmentation on top of the model's input contract (`fer_pipeline.inputs`): ONE cv2 affine warp
 (the map rides as a 4th image channel), then colour jitter in the float pass that normalises; drawn from a
-per-(seed, epoch, sample) RNG.
+per-(seed, epoch, sample) RNG. Where the crop or rotation leaves the image, the image is filled as `align.border` says
+(replicate | reflect | constant black) and the AU map always with 0: the map has no AU outside the face.
 
 Why not torchvision.transforms.v2: its crop → rotate → flip chain costs ~10 ms a 112 px sample on one thread and
 10x that when torch's intra-op threads fight other processes for 2 cores (BENCHMARKS.md, "Training step"); this
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fer_pipeline.align.warp import BORDERS, LEGACY_BORDER
 from fer_pipeline.inputs.tensor import Colour
 
 #: RandomResizedCrop-style area and aspect ranges, rotation (degrees), flip probability, colour jitter strengths.
@@ -88,9 +90,10 @@ def affine(d: Draw, src_hw: Sequence[int], out_size: int) -> np.ndarray:
     return (flip @ rot @ crop)[:2]
 
 
-def warp(src: np.ndarray, m: np.ndarray, out_size: int) -> np.ndarray:
-    """Bilinear warp of `src` (H,W[,C]) by forward matrix `m` into (out_size, out_size[,C]); outside → 0."""
-    return cv2.warpAffine(src, m, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+def warp(src: np.ndarray, m: np.ndarray, out_size: int, border: str = LEGACY_BORDER) -> np.ndarray:
+    """Bilinear warp of `src` (H,W[,C]) by forward matrix `m` into (out_size, out_size[,C]); outside filled as `border`
+    (`align.border`: replicate | reflect | constant 0)."""
+    return cv2.warpAffine(src, m, (out_size, out_size), flags=cv2.INTER_LINEAR, borderMode=BORDERS[border], borderValue=0)
 
 
 def jitter_coefficients(d: Draw, channel_means: Sequence[float]) -> tuple[float, float, float]:
@@ -131,25 +134,36 @@ def colour_jitter(d: Draw) -> Colour:
     return apply
 
 
-def geometry(x: np.ndarray, d: Draw, out_size: int) -> np.ndarray:
-    """The draw's crop → rotate → flip of an (H,W[,C]) uint8 array into (out_size, out_size[,C])."""
-    return warp(x, affine(d, x.shape[:2], out_size), out_size)
+def geometry(x: np.ndarray, d: Draw, out_size: int, border: str = LEGACY_BORDER) -> np.ndarray:
+    """The draw's crop → rotate → flip of an (H,W[,C]) uint8 array into (out_size, out_size[,C]): channels 0-2 (the
+    image) filled outside as `border` says, any further channel (the AU map) with 0, whatever `border` says."""
+    m = affine(d, x.shape[:2], out_size)
+    out = warp(x, m, out_size, border)
+    if border != "constant" and x.ndim == 3 and x.shape[2] > 3:  # the map has no AU outside the image: 0, not an echo
+        out[..., 3:] = warp(np.ascontiguousarray(x[..., 3:]), m, out_size).reshape(out.shape[:2] + (-1,))
+    return out
 
 
 @dataclass(frozen=True)
 class Augmentation:
     """Training's augmentation for `fer_pipeline.inputs.FERDataset(augment=...)`: the draw of a row in an epoch is a
-    function of `seed`, the epoch and the row (the same in every DataLoader worker and DDP process)."""
+    function of `seed`, the epoch and the row (the same in every DataLoader worker and DDP process). `border`: the fill
+    of the image outside the crop and rotation (`align.border`; the AU map gets 0 there)."""
 
     seed: int = 0
+    border: str = LEGACY_BORDER
+
+    def __post_init__(self) -> None:
+        if self.border not in BORDERS:
+            raise ValueError(f"align.border={self.border!r} unknown; valid: {', '.join(BORDERS)}")
 
     def draw(self, epoch: int, index: int) -> Draw:
         """Row `index`'s draw in `epoch`."""
         return draw(sample_rng(self.seed, epoch, index))
 
     def geometry(self, x: np.ndarray, d: Draw, out_size: int) -> np.ndarray:
-        """The draw's crop → rotate → flip (image and map as one array)."""
-        return geometry(x, d, out_size)
+        """The draw's crop → rotate → flip (image and map as one array; the map's fill is 0)."""
+        return geometry(x, d, out_size, self.border)
 
     def colour(self, d: Draw) -> Colour:
         """The draw's colour jitter."""

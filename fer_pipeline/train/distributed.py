@@ -1,6 +1,10 @@
 """`torchrun` DDP for the training loop: process group (gloo on CPU, nccl on CUDA), epoch-keyed sharded sampling,
 gradient averaging, metric reduction, rank-0-only logging; a plain single process when WORLD_SIZE is unset or 1.
 
+Every loss term is the global mean over the rows of all processes: plain CE and the method's own terms because each
+process holds batch_size / W rows; the alignment term and class-weighted CE because their denominators (mapped rows,
+row weights) are summed across processes (`global_denominators`).
+
 `train.batch_size` stays the global batch: each of the W processes takes batch_size / W samples of the same
 per-epoch permutation, so W processes see exactly the batches one process sees (BENCHMARKS.md, "DDP").
 """
@@ -124,6 +128,25 @@ def reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def global_denominators(
+    has_map: torch.Tensor, y: torch.Tensor, class_weight: torch.Tensor | None, info: DistInfo
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Under DDP, the denominators of the alignment mean (mapped rows of all processes / W) and of the class-weighted
+    CE (sum of all processes' row weights / W; None without class weights or with soft targets, whose weighted CE is a
+    mean over rows); (None, None) in a single process.
+
+    Each process divides its own sum by them, so its term is W x (its sum) / (global count); DDP averages the W
+    gradients, which gives the gradient of the global mean, as one process computes it (one all-reduce a step).
+    """
+    if not info.enabled:
+        return None, None
+    weighted = class_weight is not None and y.ndim == 1
+    weight = class_weight[y].sum() if weighted else torch.zeros((), device=y.device)
+    counts = torch.stack([has_map.to(torch.bool).sum().to(torch.float32), weight.to(torch.float32)])
+    dist.all_reduce(counts, op=dist.ReduceOp.SUM)
+    return counts[0].clamp_min(1.0) / info.world, counts[1] / info.world if weighted else None
 
 
 def finish(info: DistInfo) -> None:

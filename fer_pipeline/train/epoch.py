@@ -20,7 +20,7 @@ from fer_pipeline.evaluate.metrics import accuracy
 from fer_pipeline.evaluate.run import au_macro_cos, infer
 from fer_pipeline.inputs.dataset import FERDataset, collate
 from fer_pipeline.models.loss import guided_loss
-from fer_pipeline.train.distributed import SINGLE, DistInfo, cpu_threads, reduce_sum
+from fer_pipeline.train.distributed import SINGLE, DistInfo, cpu_threads, global_denominators, reduce_sum
 
 
 def seed_everything(seed: int) -> None:
@@ -144,8 +144,12 @@ def train_epoch(
         with autocast:
             out = model(x, layers=layers)
             extra = core.extra_loss(out, y)  # the method's own loss term (ACoL's branch B), else None
+        # DDP: the alignment and weighted-CE means over all processes' rows (nothing to count for a plain baseline)
+        counted = bool(layers) or class_weight is not None
+        mapped, weight_sum = global_denominators(has_map, y, class_weight, info) if counted else (None, None)
         total, ce, align = guided_loss(
-            out, y, au, has_map, lam, layers, cfg.align_loss, class_weight=class_weight, att_norm=cfg.att_norm
+            out, y, au, has_map, lam, layers, cfg.align_loss, class_weight=class_weight, att_norm=cfg.att_norm,
+            mapped=mapped, weight_sum=weight_sum,
         )
         if extra is not None:
             total = total + extra

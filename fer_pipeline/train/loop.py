@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from fer_pipeline.align.warp import RECORD_KEY, Alignment
+from fer_pipeline.align.warp import LEGACY_BORDER, RECORD_KEY, Alignment
 from fer_pipeline.core.io import file_sha256
 from fer_pipeline.core.labels import NUM_CLASSES
 from fer_pipeline.core.numerics import check_cpu_kernels, intra_op_threads
@@ -59,13 +59,14 @@ def train_model(
     checkpoint_dir: Path | None = None,
     stop_after_epoch: int | None = None,
     model_kwargs: Mapping[str, Any] | None = None,
-    faces_path: Path | None = None, alignment: Mapping[str, Any] | None = None,
+    faces_path: Path | None = None, alignment: Mapping[str, Any] | None = None, augment_border: str = LEGACY_BORDER,
 ) -> dict[str, Any]:
     """Train on split "train", select the best val-accuracy epoch, save it to `model_out`; returns a summary.
 
     `stop_after_epoch` ends the run early after that epoch (checkpoint written, no model saved): a simulated
     interruption or a time-boxed job that a later `resume: true` run continues. `model_kwargs` are the method's
     options (params.yaml `methods.<method>`). `live_dir=None` logs nothing (no DVCLive). `faces_path`/`alignment`: align stage.
+    `augment_border`: the image fill of the augmentation's crop and rotation (`align.border`: `warp.augment_border`).
 
     λ = 0 is the baseline: cross-entropy only, no AU maps read (`aumap_path` is ignored), no layer aligned or logged, so
     its model depends on none of `train.lambda`, `train.layers`, `train.align_loss`, `train.att_norm` or the AU-map store.
@@ -111,7 +112,7 @@ def train_model(
         "std": model.std,
         "faces_path": faces_path,
     }
-    train_ds = FERDataset(train_rows, augment=Augmentation(cfg.seed), **common)
+    train_ds = FERDataset(train_rows, augment=Augmentation(cfg.seed, augment_border), **common)
     val_ds = FERDataset(val_rows, **common) if not val_rows.empty and info.is_main else None
     if info.is_main:
         print(f"train: {train_ds.cache_note}")
@@ -132,7 +133,8 @@ def train_model(
 
     recorded = run_config(cfg, lam, model.init_config["model_kwargs"]) | {RECORD_KEY: Alignment.from_dict(alignment).to_dict()}
     maps_sha = file_sha256(maps) if maps is not None and Path(maps).is_file() else ""
-    fp = fingerprint(recorded, train_rows["sample_id"].astype(str).tolist(), maps_sha)
+    fill = {} if augment_border == LEGACY_BORDER else {"augment_border": augment_border}  # older checkpoints still match
+    fp = fingerprint(recorded | fill, train_rows["sample_id"].astype(str).tolist(), maps_sha)  # resume on the same fill only
     ckpt_path = Path(checkpoint_dir) / "last.pt" if checkpoint_dir is not None else None
     start, best_acc, best_epoch, best_state = 0, -math.inf, 0, None
     history: list[dict[str, float]] = []  # what DVCLive logged per epoch, kept in the checkpoint (plain floats)
