@@ -151,14 +151,22 @@ def _rgb(image: str | Path | np.ndarray) -> np.ndarray:
 class Prediction:
     """One face's prediction; maps are float32 (S, S) in [0, 1] at the AU map size, over the framed face `face`."""
 
-    label: str  #: the predicted class
-    probabilities: dict[str, float]  #: class name -> probability
-    cam_class: str  #: the class whose CAM and AU map are drawn: the true class when given, else the predicted one
-    cam: np.ndarray  #: the method's CAM of `cam_class`
-    attention: np.ndarray  #: the last layer's attention T_l (min-max)
-    au_map: np.ndarray | None  #: `cam_class`'s AU map; None without landmarks or for neutral
-    scores: dict[str, float]  #: CAM and attention against the AU map (cosine, pointing game, energy share); NaN without
-    face: np.ndarray  #: the model's input, uint8 (S_in, S_in, 3), framed as its training faces were
+    label: str
+    """The predicted class."""
+    probabilities: dict[str, float]
+    """Class name -> probability."""
+    cam_class: str
+    """The class whose CAM and AU map are drawn: the true class when given, else the predicted one."""
+    cam: np.ndarray
+    """The method's CAM of `cam_class`."""
+    attention: np.ndarray
+    """The last layer's attention T_l (min-max)."""
+    au_map: np.ndarray | None
+    """`cam_class`'s AU map; None without landmarks or for neutral."""
+    scores: dict[str, float]
+    """CAM and attention against the AU map (cosine, pointing game, energy share); NaN without an AU map."""
+    face: np.ndarray
+    """The model's input, uint8 (S_in, S_in, 3), framed as its training faces were."""
 
 
 def predict(
