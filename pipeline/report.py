@@ -16,6 +16,7 @@ from fer_pipeline.evaluate.panel import read_panel
 from fer_pipeline.report.aumaps import summarize_stores, summary_text
 from fer_pipeline.report.bands import bands_json, bands_table, method_differences, render_bands
 from fer_pipeline.report.extra import render_extra, write_compare_figure
+from fer_pipeline.report.gallery import gallery_section, write_gallery
 from fer_pipeline.report.tables import (
     AUS,
     build_table,
@@ -57,11 +58,14 @@ def main() -> None:
     xtable = cross_table({own: metrics, **cross}, trained) if cross else pd.DataFrame()
     shortcut = shortcut_table(metrics, methods)
     figures = {}
+    panels = {}
     for method in methods:
-        panels = {aus: read_panel(paths.plots_dir(run_name(method, aus)) / "samples.h5") for aus in AUS}
+        panels[method] = {aus: read_panel(paths.plots_dir(run_name(method, aus)) / "samples.h5") for aus in AUS}
         name = f"{method}-samples.png"
-        if write_compare_figure(panels, method, paths.REPORT_DIR / "figures" / name):
+        if write_compare_figure(panels[method], method, paths.REPORT_DIR / "figures" / name):
             figures[method] = f"figures/{name}"
+    fig_dir = paths.REPORT_DIR / "figures"
+    gallery = write_gallery(panels, fig_dir / "gallery.png", fig_dir / "gallery-strip.png")  # docs: docs/make_gallery.py
     notes = method_notes(methods) + alignment_notes(params.get("align"))  # no note for align.mode none (the demo)
     dataset = params["data"]["dataset"]
     points = stage_inputs(params["align"], dataset)[2]
@@ -75,6 +79,7 @@ def main() -> None:
     text += render_bands(bands_table(metrics, diffs, methods), seeds=seeds, noise_lines=lines)
     write_json(paths.BANDS_REPORT, bands_json(metrics, diffs, methods))
     text += render_extra(metrics, methods, figures)
+    text += gallery_section("figures/gallery.png") if gallery else ""
     text += render_cross(xtable, {name: missing_classes(next(iter(d.values()))) for name, d in cross.items()})
     write_text(paths.REPORT_DIR / "tables.md", text)
     table = with_cross_columns(table, xtable, own)  # the CSV gains one column per (extra test dataset, run)

@@ -23,6 +23,7 @@ HEADER = 0.6  # inches above the grid for titles
 HEAT = "jet"  # the paper's colour map
 ALPHA = 0.5
 EXPLAIN_PANEL = 3.0  # inches per panel of `fer explain`'s figure
+GALLERY_PANEL = 1.2  # inches per panel of the report's gallery (up to 24 CAM columns: Table 1's methods x2)
 MIN_FONT = 5.0  # points: a long title shrinks to this before its middle is cut
 
 
@@ -131,6 +132,27 @@ def compare_figure(
             cam, att = runs[name]
             _show(axes[i, 1 + 2 * j], images[i], cam[i], f"CAM {name}")
             _show(axes[i, 2 + 2 * j], images[i], att[i], f"attention {name}")
+    return fig
+
+
+def gallery_figure(
+    images: np.ndarray,
+    au: np.ndarray,
+    cams: Mapping[str, np.ndarray],
+    preds: Mapping[str, Sequence[str]],
+    labels: Sequence[str],
+    title: str,
+) -> Figure:
+    """Rows = faces; columns = the face, its AU map, then one CAM per run (e.g. each method without and with AUs), all
+    over the face; each CAM is titled with the class its run predicts, the first row's with the run's name too."""
+    names = list(cams)
+    fig, axes = _grid(len(images), 2 + len(names), title, GALLERY_PANEL)
+    for i in range(len(images)):
+        _show(axes[i, 0], images[i], None, labels[i])
+        _show(axes[i, 1], images[i], au[i], "AU map")
+        for j, name in enumerate(names):
+            pred = f"pred {preds[name][i]}"
+            _show(axes[i, 2 + j], images[i], cams[name][i], f"{name}\n{pred}" if i == 0 else pred)
     return fig
 
 

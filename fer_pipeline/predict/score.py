@@ -41,8 +41,16 @@ def to_batch(faces: np.ndarray, model: FERModel) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_batch(model: FERModel, faces: np.ndarray, points: np.ndarray, settings: dict[str, Any], device: torch.device) -> Scored:
-    """Predict a batch of framed faces and score CAM and attention against the predicted class's AU map."""
+def score_batch(
+    model: FERModel,
+    faces: np.ndarray,
+    points: np.ndarray,
+    settings: dict[str, Any],
+    device: torch.device,
+    target: np.ndarray | None = None,
+) -> Scored:
+    """Predict a batch of framed faces and score CAM and attention against the AU map of class `target` (per face;
+    None: the predicted class, as `fer predict` does; `fer_pipeline.api.predict` passes a known true class)."""
     from fer_pipeline.aumaps.render import render_maps
     from fer_pipeline.evaluate.metrics import energy_share, pointing_game
     from fer_pipeline.models.maps import attention, cosine, resize
@@ -51,7 +59,9 @@ def score_batch(model: FERModel, faces: np.ndarray, points: np.ndarray, settings
     layer = model.layer_names[-1]
     out = model(x, layers=(layer,))
     probs = out.logits.float().softmax(dim=1)
-    pred = probs.argmax(dim=1)
+    pred = probs.argmax(dim=1)  # the class whose CAM and AU map are drawn: predicted, or `target` when given
+    if target is not None:
+        pred = torch.as_tensor(np.asarray(target, np.int64), device=pred.device).view(-1)
     cam_t = model.class_cam(x, pred, out)  # the method's own map (gradient methods run their own pass)
     s = int(settings["size"])
     cam = resize(cam_t.detach().float(), (s, s)).cpu()
