@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from fer_pipeline.align.warp import MODES
-from fer_pipeline.data.face_geometry import face_frame
 from fer_pipeline.landmarks.store import USABLE, open_landmark_store
 
 AUTO = "auto"
@@ -68,16 +67,14 @@ def head_heights(points: np.ndarray, image_size: np.ndarray) -> np.ndarray:
     face's own vertical axis (roll-free), over the long side (the scale `rigid` keeps). NaN where not measurable."""
     p = np.asarray(points, np.float64).reshape(-1, 68, 2)
     side = np.asarray(image_size, np.float64).reshape(-1, 2).max(axis=1)
-    out = np.full(len(p), np.nan)
-    for i, q in enumerate(p):
-        if not (np.isfinite(q).all() and side[i] > 0):
-            continue
-        _, _, ey, iod = face_frame(q)
-        if not iod > 0:
-            continue
-        top = float(((q[0] + q[16]) / 2) @ ey) - 1.22 * iod
-        out[i] = (float(q[8] @ ey) - top) / side[i]
-    return out
+    eyes = (p[:, 42] + p[:, 45] - p[:, 36] - p[:, 39]) / 2  # right eye centre -> left eye centre (`face_frame`)
+    iod = np.hypot(eyes[:, 0], eyes[:, 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ey = np.stack([-eyes[:, 1], eyes[:, 0]], axis=1) / iod[:, None]  # the face's "down" axis
+        top = np.einsum("nk,nk->n", (p[:, 0] + p[:, 16]) / 2, ey) - 1.22 * iod
+        out = (np.einsum("nk,nk->n", p[:, 8], ey) - top) / side
+    ok = np.isfinite(p).all(axis=(1, 2)) & (side > 0) & (iod > 0) & np.isfinite(out)
+    return np.where(ok, out, np.nan)
 
 
 def measure_framing(points: np.ndarray, image_size: np.ndarray, status: np.ndarray) -> Framing | None:
