@@ -17,16 +17,15 @@ from fer_pipeline.landmarks.store import USABLE, open_landmark_store
 AUTO = "auto"
 #: What `align.mode` accepts: a concrete mode, or `auto` (resolved by the `align` stage to one of AUTO_PICKS).
 CHOICES = (*MODES, AUTO)
-#: Median head height / image side at and above which `auto` picks `rigid` (below: `similarity`). Measured with
-#: `benchmarks/align_auto.py` (2,000 faces a set): tight 48 px crops 1.04, the demo's aligned crops 0.76, photo-style
-#: frames (face pasted in a 224 px scene) 0.38. 0.6 lies in the gap: a face under 0.6 of the frame is enlarged by the
-#: 0.83 template with no border (similarity: 58 -> 97 % CL on the photo set, none 19 -> 63 %); at 0.6 and above the crop
-#: is the face and a template can only zoom it out or barely move it (similarity on tight crops: 52 -> 95 %, rigid 96 -> 98 %).
+#: Median head height / image side at and above which `auto` picks `rigid` (below: `similarity`). Measured
+#: (`benchmarks/align_auto.py`, 2,000 faces a set): tight 48 px crops 1.14, the demo's aligned crops 0.83, photo-style
+#: frames (a demo face in a 224 px scene) 0.41; 0.6 is about the geometric mean of the photo frames and the 0.83
+#: template. Below it the template enlarges the face with no border (photo set, CL w/o -> w/ AUs: similarity
+#: 58.40 -> 97.24 %, none 19.30 -> 62.66 %); above it the crop is the face, and the template can only zoom it out and
+#: fill the frame from outside the photo (tight set: similarity 52.38 -> 94.99 %, rigid 95.74 -> 98.25 %).
 TIGHT_HEAD = 0.6
 #: The modes `auto` resolves to.
 AUTO_PICKS = ("similarity", "rigid")
-#: Store attribute names of the measured framing (written by every warping mode, so auto's store equals the mode it picks).
-ATTRS = ("framing_head_height", "framing_rows", "framing_auto")
 #: Landmark-store rows read at a time (memory does not grow with N).
 BLOCK_ROWS = 65536
 
