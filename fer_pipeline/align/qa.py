@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import h5py
@@ -55,7 +56,8 @@ def draw_align_qa(
     for y, name in enumerate(names):
         ax.text(counts[name], y, f" {counts[name]}", va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.set_title(f"{len(fallback)} rows by framing (template {al.template:g}, {al.size} px)\n{choice}", fontsize=8)
+    wrapped = textwrap.fill(choice, width=max(40, int(12 * 2.2 * cols)))  # ~12 characters an inch at 8 pt
+    ax.set_title(f"{len(fallback)} rows by framing (template {al.template:g}, {al.size} px)\n{wrapped}", fontsize=8)
     ax.tick_params(labelsize=8)
     fig.tight_layout()
     with atomic_path(out) as tmp:
