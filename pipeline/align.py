@@ -25,8 +25,8 @@ def main(*cross: str) -> None:
         framed_like=like,
     )
     framed = f"; framed by {summary['fallback']}" if summary["rows"] else ""
-    choice = describe(summary["requested"], summary["mode"], summary.get("framing"))
-    print(f"align ({choice}): {summary['rows']} rows -> {out}{framed}")
+    print(describe(summary["requested"], summary["mode"], summary.get("framing")))  # auto: the pick and why
+    print(f"align ({summary['mode']}): {summary['rows']} rows -> {out}{framed}")
 
 
 if __name__ == "__main__":
