@@ -139,6 +139,19 @@ def test_auto_stage_writes_the_picked_modes_bytes_and_later_stages_see_it(
         resolve_alignment({**params, "mode": "auto"}, "data/aligned/d.h5")
 
 
+def test_an_extra_test_dataset_is_framed_as_the_training_set(tmp_path: Path) -> None:
+    """align-x under auto: the main dataset's framing picks (a photo-trained model is evaluated on similarity frames)."""
+    write_set(tmp_path / "photo", photo, 6)
+    write_set(tmp_path / "tight", tight, 6)
+    t = tmp_path / "tight"
+    own = build_aligned_store(tmp_path / "own.h5", t / "manifest.csv", t / "lm.h5", t, {"mode": "auto", "size": 48},
+                              progress=False)
+    like = build_aligned_store(tmp_path / "x.h5", t / "manifest.csv", t / "lm.h5", t, {"mode": "auto", "size": 48},
+                               progress=False, framed_like=tmp_path / "photo/lm.h5")
+    assert (own["mode"], like["mode"]) == ("rigid", "similarity")
+    assert store_framing(tmp_path / "x.h5").pick == store_alignment(tmp_path / "x.h5").mode == "similarity"
+
+
 def test_auto_without_usable_landmarks_and_bad_modes_fail_clearly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     write_set(tmp_path, tight, 3, failed=(0, 1, 2))
