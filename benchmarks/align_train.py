@@ -1,8 +1,13 @@
 """Framing and accuracy, trained: CL, CAM-COS, ATT-COS, border fraction and CAM mass on the border for `align.mode`
-none / similarity / rigid, on tight 48 px crops and on photo-style frames, side by side. Each row is a real
-`dvc repro` (prepare .. report, both runs of CAM) in a clone of this repository's HEAD.
+none / similarity / rigid / auto, on tight 48 px crops and on photo-style frames, side by side. Each row is a real
+`dvc repro` (prepare .. report, both runs of CAM) in a clone of this repository's HEAD; the `auto` row also says the
+mode auto picked (`picked`) and its measured median head height / image side.
 
-    python benchmarks/align_train.py --workdir /tmp/align-train [--n 2000] [--sets tight photo] [--modes none similarity rigid]
+    python benchmarks/align_train.py --workdir /tmp/align-train [--n 2000] [--sets tight photo] \
+        [--modes none similarity rigid auto]
+
+`auto` writes the aligned store of the mode it picks, byte for byte (`benchmarks/align_auto.py` checks that without
+training), so its row repeats that mode's; run it to see it trained.
 
 Tight crops: the faces of `benchmarks/align_border.py` (head 1.12-1.19x the frame, 48 px), written as a class-folder
 dataset with their generator landmarks imported (`landmarks.backend: import`), framed at 48 px. Photo-style frames:
@@ -30,6 +35,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from align_border import tight  # noqa: E402 -- the same tight crops as the border benchmark
 
+from fer_pipeline.align.store import store_alignment, store_framing  # noqa: E402
 from fer_pipeline.align.warp import warp  # noqa: E402
 from fer_pipeline.core.labels import LABELS  # noqa: E402
 
@@ -120,7 +126,8 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, required=True)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--sets", nargs="+", default=list(SETS), choices=list(SETS))
-    ap.add_argument("--modes", nargs="+", default=["none", "similarity", "rigid"])
+    ap.add_argument("--modes", nargs="+", default=["none", "similarity", "rigid", "auto"],
+                    choices=["none", "similarity", "rigid", "auto"])
     args = ap.parse_args()
     results = []
     for name in args.sets:
@@ -136,8 +143,11 @@ def main() -> None:
             t0 = time.time()
             sh(["dvc", "repro"], repo)
             m = {r: json.loads((repo / f"metrics/{r}.json").read_text()) for r in ("cam-noaus", "cam-aus")}
-            row = {"set": name, "mode": mode, "minutes": round((time.time() - t0) / 60, 1),
-                   **border_numbers(repo, dataset, side, mode)}
+            store = repo / f"data/aligned/{dataset}.h5"
+            framing = store_framing(store)
+            row = {"set": name, "mode": mode, "picked": store_alignment(store).mode,
+                   "head_height": framing.head_height if framing else None,
+                   "minutes": round((time.time() - t0) / 60, 1), **border_numbers(repo, dataset, side, mode)}
             for r, v in m.items():
                 row |= {f"{r}:cl": v["cl"], f"{r}:cam_cos": v["cam"]["cos"], f"{r}:att_cos": v["att"]["cos"]}
             results.append(row)

@@ -164,10 +164,12 @@ def check_landmarks(params: Mapping[str, Any]) -> None:
 
 
 def check_align(params: Mapping[str, Any]) -> None:
-    """`align.*`: a known mode, a template (head height / frame side) and size `Alignment` accepts, a worker count."""
-    from fer_pipeline.align.warp import BORDERS, LEGACY_BORDER, MODES, Alignment
+    """`align.*`: a known mode (or auto), a template (head height / frame side) and size `Alignment` accepts, workers."""
+    from fer_pipeline.align.framing import AUTO, CHOICES
+    from fer_pipeline.align.warp import BORDERS, LEGACY_BORDER, Alignment
 
-    mode = choice(params, "align.mode", MODES)
+    mode = choice(params, "align.mode", CHOICES)
+    mode = "similarity" if mode == AUTO else mode  # auto resolves to a warping mode: check the rest as one
     template = number(params, "align.template", lo=0.2, hi=1.5)
     size = number(params, "align.size", int, lo=16)
     border = choice(params, "align.border", tuple(BORDERS)) if "border" in (params.get("align") or {}) else LEGACY_BORDER

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from fer_pipeline.align.store import stage_inputs
+from fer_pipeline.align.framing import describe
+from fer_pipeline.align.store import stage_inputs, store_framing
 from fer_pipeline.align.warp import alignment_notes
 from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import cross_names
@@ -66,9 +67,10 @@ def main() -> None:
             figures[method] = f"figures/{name}"
     fig_dir = paths.REPORT_DIR / "figures"
     gallery = write_gallery(panels, fig_dir / "gallery.png", fig_dir / "gallery-strip.png")  # docs: docs/make_gallery.py
-    notes = method_notes(methods) + alignment_notes(params.get("align"))  # no note for align.mode none (the demo)
     dataset = params["data"]["dataset"]
-    points = stage_inputs(params["align"], dataset)[2]
+    alignment, faces, points = stage_inputs(params["align"], dataset)  # align.mode auto: the mode the align stage picked
+    choice = describe(str(params["align"]["mode"]), alignment.mode, store_framing(faces)) if faces is not None else ""
+    notes = method_notes(methods) + alignment_notes(alignment, choice)  # no note for align.mode none (the demo)
     counts = summary_text(summarize_stores(paths.manifest_path(dataset), paths.aumap_store(dataset), points))
     text = render_report(table, shortcut, dataset, notes, recall_table(metrics, methods), counts)
     scores = {run: read_scores(paths.scores_path(run), str(paths.scores_path(run))) for run in metrics}

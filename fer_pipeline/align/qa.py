@@ -4,25 +4,32 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import h5py
 import numpy as np
 
-from fer_pipeline.align.store import store_alignment
+from fer_pipeline.align.framing import describe
+from fer_pipeline.align.store import store_alignment, store_framing
 from fer_pipeline.align.warp import Fallback, template
 from fer_pipeline.core import h5
 from fer_pipeline.core.io import atomic_path
 from fer_pipeline.landmarks.qa import REGIONS, pick_rows
 
 
-def draw_align_qa(store: str | Path, out: str | Path, n: int = 16, seed: int = 0) -> dict[str, int]:
-    """Write the QA PNG of the aligned-face store `store` to `out`; returns the count per fallback in its bar chart."""
+def draw_align_qa(
+    store: str | Path, out: str | Path, n: int = 16, seed: int = 0, requested: str | None = None
+) -> tuple[dict[str, int], str]:
+    """Write the QA PNG of the aligned-face store `store` to `out`; returns the count per fallback in its bar chart and
+    the line on the mode (`requested`: params' align.mode, e.g. "align.mode auto → rigid: median head height 1.14 …")."""
     from matplotlib.figure import Figure
 
     al = store_alignment(store)
     if al.mode == "none":
-        raise ValueError(f"{store} says align.mode none: there are no framed faces to draw (set align.mode: similarity)")
+        raise ValueError(f"{store} says align.mode none: there are no framed faces to draw (set align.mode: auto, "
+                         "rigid or similarity)")
+    choice = describe(requested or al.mode, al.mode, store_framing(store))
     with h5py.File(store, "r") as f:
         fallback = f["fallback"][()]
         rows = pick_rows(len(fallback), n, seed)
@@ -49,9 +56,10 @@ def draw_align_qa(store: str | Path, out: str | Path, n: int = 16, seed: int = 0
     for y, name in enumerate(names):
         ax.text(counts[name], y, f" {counts[name]}", va="center", fontsize=8)
     ax.invert_yaxis()
-    ax.set_title(f"{len(fallback)} rows by framing (template {al.template:g}, {al.size} px)", fontsize=9)
+    wrapped = textwrap.fill(choice, width=max(40, int(12 * 2.2 * cols)))  # ~12 characters an inch at 8 pt
+    ax.set_title(f"{len(fallback)} rows by framing (template {al.template:g}, {al.size} px)\n{wrapped}", fontsize=8)
     ax.tick_params(labelsize=8)
     fig.tight_layout()
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    return counts
+    return counts, choice

@@ -14,6 +14,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from tqdm.auto import tqdm
 
+from fer_pipeline.align.framing import CHOICES, landmark_framing, resolve_mode
 from fer_pipeline.align.store import AlignedBlock, stream_aligned_store, write_none_store
 from fer_pipeline.align.warp import Alignment, Fallback, frame_face, framing_matrix, map_points
 from fer_pipeline.core.cluster import ENGINES, dask_client, ordered_map
@@ -81,20 +82,27 @@ def _boxes(block: pd.DataFrame) -> np.ndarray:
 
 def build_aligned_store(
     out: str | Path, manifest: str | Path, landmarks: str | Path, root: str | Path, params: dict[str, Any],
-    *, progress: bool = True,
+    *, progress: bool = True, framed_like: str | Path | None = None,
 ) -> dict[str, Any]:
     """Frame every manifest row into the store `out` (`align` params: mode, template, size, n_jobs, chunk_size,
-    backend_joblib); `mode: none` writes the attributes-only store. Returns rows per fallback and status."""
-    al = Alignment.from_dict(params)
-    if al.mode == "none":
+    backend_joblib); `mode: none` writes the attributes-only store; `mode: auto` measures the landmarks' framing and
+    frames as the mode it picks (the store then holds that mode's bytes); `framed_like`: the landmark store whose framing
+    decides instead (an extra test dataset is framed as the model's training faces). Returns mode, framing, fallbacks."""
+    requested = str(params.get("mode", "none"))
+    if requested == "none":
+        al = Alignment.from_dict(params)
         write_none_store(out, al)
-        return {"mode": "none", "rows": 0}
+        return {"mode": "none", "requested": "none", "rows": 0}
+    source = framed_like or landmarks
+    framing = landmark_framing(source) if requested in CHOICES else None
+    al = Alignment.from_dict({**params, "mode": resolve_mode(requested, framing, source)})
     chunk = int(params.get("chunk_size", 256))
     if chunk < 1:
         raise ValueError(f"align.chunk_size must be >= 1, got {chunk}")
     with open_landmark_store(landmarks) as f:
         n = int(f["status"].shape[0])
         attrs = {f"landmarks_{k}": (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    attrs |= framing.to_attrs() if framing is not None else {}  # every warping mode: auto's store is its pick's bytes
     counts = dict.fromkeys([fb.name.lower() for fb in Fallback], 0)
     seen = 0
     with (
@@ -130,4 +138,4 @@ def build_aligned_store(
             seen = start + len(ids)
     if seen != n:
         raise ValueError(f"manifest {manifest} has {seen} rows, landmark store {landmarks} {n}: rerun `dvc repro landmarks`")
-    return {"mode": al.mode, "rows": n, "fallback": counts}
+    return {"mode": al.mode, "requested": requested, "framing": framing, "rows": n, "fallback": counts}

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 
 from fer_pipeline import __version__
+from fer_pipeline.align.framing import AUTO, AUTO_PICKS, Framing
 from fer_pipeline.align.warp import Alignment
 from fer_pipeline.core import h5
 from fer_pipeline.core.io import atomic_path
@@ -135,13 +136,36 @@ def write_none_store(path: str | Path, alignment: Alignment) -> None:
         h5.set_attrs(f, {**alignment.to_dict(), "fer_pipeline": __version__})
 
 
-def store_alignment(path: str | Path) -> Alignment:
-    """The alignment a store was written with (its attributes)."""
+def _attrs(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise _missing(path)
     with h5py.File(path, "r") as f:
-        return Alignment.from_dict({k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()})
+        return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+
+
+def store_alignment(path: str | Path) -> Alignment:
+    """The alignment a store was written with (its attributes)."""
+    return Alignment.from_dict(_attrs(path))
+
+
+def store_framing(path: str | Path) -> Framing | None:
+    """The landmarks' framing the store measured (`align.framing`; None for `mode: none` and stores written before it)."""
+    return Framing.from_attrs(_attrs(path))
+
+
+def resolve_alignment(align_params: Mapping[str, Any], store: str | Path) -> Alignment:
+    """The one place `align.mode` becomes a concrete alignment for the stages after `align`: a fixed mode is itself;
+    `auto` is the mode the `align` stage picked and wrote into the store (checked against the framing it recorded)."""
+    mode = str(align_params.get("mode", "none"))
+    if mode != AUTO:
+        return Alignment.from_dict(align_params)
+    theirs, framing = store_alignment(store), store_framing(store)
+    if framing is None or theirs.mode not in AUTO_PICKS or theirs.mode != framing.pick:
+        picked = "no framing recorded" if framing is None else f"auto picks {framing.pick}"
+        raise ValueError(f"aligned-face store {store} was written with align.mode {theirs.mode} ({picked}), params.yaml "
+                         "asks for auto; rerun `dvc repro align`")
+    return Alignment.from_dict({**align_params, "mode": theirs.mode})
 
 
 def check_store(path: str | Path, alignment: Alignment) -> None:
@@ -211,13 +235,13 @@ class AlignedFaces:
 
 
 def stage_inputs(align_params: Mapping[str, Any], dataset: str) -> tuple[Alignment, Path | None, Path]:
-    """What the stages after `align` read: (the alignment, the aligned-face store or None = read the images as they
-    are, the store of the points in the framed images: the aligned store, else the landmark store)."""
+    """What the stages after `align` read: (the alignment, `auto` resolved; the aligned-face store or None = read the
+    images as they are; the store of the points in the framed images: the aligned store, else the landmark store)."""
     from fer_pipeline.core import paths
 
-    al = Alignment.from_dict(align_params)
+    store = paths.aligned_store(dataset)
+    al = resolve_alignment(align_params, store)  # align.mode auto: the mode the align stage picked
     if al.mode == "none":
         return al, None, paths.landmark_store(dataset)
-    store = paths.aligned_store(dataset)
     check_store(store, al)
     return al, store, store

@@ -17,6 +17,7 @@ from fer_pipeline.data.face_geometry import anchor_points, template_anchors
 
 #: `align.mode`: none (images used as they are: pre-aligned crops, the synthetic demo) | similarity (warp to the template)
 #: | rigid (rotation only: the eyes levelled about the face centre, at the crop's own scale and place; pre-cropped faces).
+#: params also accept `auto` (`framing.py`), which the `align` stage resolves to one of these.
 MODES = ("none", "similarity", "rigid")
 #: `align.border`: what fills the frame where the warp leaves the photo. replicate (the edge pixels extended: no edge,
 #: no invented features) | reflect (mirrored content: a mirrored eye or jaw can appear) | constant (black: a hard edge).
@@ -58,8 +59,11 @@ class Alignment:
     border: str = LEGACY_BORDER
 
     def __post_init__(self) -> None:
+        if self.mode == "auto":
+            raise ValueError("align.mode auto is resolved by the `align` stage: read the concrete alignment with "
+                             "fer_pipeline.align.store.resolve_alignment (or stage_inputs), after `dvc repro align`")
         if self.mode not in MODES:
-            raise ValueError(f"align.mode={self.mode!r} unknown; valid: {', '.join(MODES)}")
+            raise ValueError(f"align.mode={self.mode!r} unknown; valid: {', '.join(MODES)} or auto")
         if self.border not in BORDERS:
             raise ValueError(f"align.border={self.border!r} unknown; valid: {', '.join(BORDERS)}")
         if self.mode == "none":
@@ -102,15 +106,17 @@ def model_alignment(config: Mapping[str, Any]) -> Alignment:
     return Alignment.from_dict(config.get(RECORD_KEY))
 
 
-def alignment_notes(align_params: Mapping[str, Any] | None) -> list[str]:
-    """The report's note on how the faces were framed (none for `mode: none`: the images as they are)."""
-    al = Alignment.from_dict(align_params)
+def alignment_notes(alignment: Alignment | Mapping[str, Any] | None, choice: str = "") -> list[str]:
+    """The report's note on how the faces were framed (none for `mode: none`: the images as they are), led by `choice`
+    (`framing.describe`: which mode and why, e.g. what `auto` measured)."""
+    al = alignment if isinstance(alignment, Alignment) else Alignment.from_dict(alignment)
     if al.mode == "none":
         return []
+    lead = f"{choice}. " if choice else ""
     if al.mode == "rigid":
-        return [f"Faces framed by the `align` stage: each crop rotated to level the eyes (its own scale and place), "
+        return [f"{lead}Faces framed by the `align` stage: each crop rotated to level the eyes (its own scale and place), "
                 f"{al.border} border, {al.size} px; models, AU maps and metrics all use the framed faces."]
-    return [f"Faces framed by the `align` stage: {al.mode} transform of eyes, nose tip and mouth corners onto the "
+    return [f"{lead}Faces framed by the `align` stage: {al.mode} transform of eyes, nose tip and mouth corners onto the "
             f"template (head {al.template:g} of the frame), {al.border} border, {al.size} px; models, AU maps and metrics "
             "all use the framed faces."]
 

@@ -21,7 +21,7 @@ def add_parser(subparsers: Any) -> None:
     """Add `align qa` to the `fer` parser."""
     parser = add_command(subparsers, "align", help="face alignment QA",
                          description="Check the framed faces of the aligned-face store (run `dvc repro align` with "
-                         "align.mode: similarity first).", examples=EXAMPLES)
+                         "align.mode: auto, rigid or similarity first).", examples=EXAMPLES)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     qa = add_command(commands, "qa", help="draw random framed faces with their points on the template, and rows per fallback",
                      examples=EXAMPLES)
@@ -33,11 +33,13 @@ def add_parser(subparsers: Any) -> None:
 
 
 def qa_command(args: argparse.Namespace) -> int:
-    """Draw the QA figure of `data/aligned/<dataset>.h5` (run `dvc repro align` with align.mode: similarity first)."""
+    """Draw the QA figure of `data/aligned/<dataset>.h5` (`dvc repro align` with align.mode: auto, rigid or similarity first)."""
     from fer_pipeline.align.qa import draw_align_qa
 
-    dataset = str(load_params(args.params)["data"]["dataset"])
+    params = load_params(args.params)
+    dataset = str(params["data"]["dataset"])
     out = args.out or paths.align_qa_figure(dataset)
-    counts = draw_align_qa(paths.aligned_store(dataset), out, n=args.n, seed=args.seed)
-    print(f"wrote {out}; rows per framing: {counts}")
+    requested = str((params.get("align") or {}).get("mode", "none"))
+    counts, choice = draw_align_qa(paths.aligned_store(dataset), out, n=args.n, seed=args.seed, requested=requested)
+    print(f"{choice}\nwrote {out}; rows per framing: {counts}")
     return 0
