@@ -45,7 +45,7 @@ def score_batch(model: FERModel, faces: np.ndarray, points: np.ndarray, settings
     """Predict a batch of framed faces and score CAM and attention against the predicted class's AU map."""
     from fer_pipeline.aumaps.render import render_maps
     from fer_pipeline.evaluate.metrics import energy_share, pointing_game
-    from fer_pipeline.models.maps import attention, cosine, resize
+    from fer_pipeline.models.maps import attention, cosine, reference_attention, resize
 
     x = to_batch(faces, model).to(device, memory_format=torch.channels_last)
     layer = model.layer_names[-1]
@@ -55,7 +55,8 @@ def score_batch(model: FERModel, faces: np.ndarray, points: np.ndarray, settings
     cam_t = model.class_cam(x, pred, out)  # the method's own map (gradient methods run their own pass)
     s = int(settings["size"])
     cam = resize(cam_t.detach().float(), (s, s)).cpu()
-    att = resize(attention(out.features[layer]).float(), (s, s)).cpu()
+    att = resize(attention(out.features[layer]).float(), (s, s)).cpu()  # min-max: shown, pointing game, energy share
+    att_ref = reference_attention(out.features[layer], (s, s)).cpu()  # what ATT-COS scores, as the evaluation does
     side = faces.shape[1]
     pred_np = pred.cpu().numpy()
     au, has = render_maps(
@@ -71,8 +72,8 @@ def score_batch(model: FERModel, faces: np.ndarray, points: np.ndarray, settings
     scores = {c: np.full(len(faces), np.nan) for c in SCORE_COLUMNS}
     if has.any():
         au_t = torch.from_numpy(au[has])
-        for name, m in (("cam", cam[has]), ("att", att[has])):
-            scores[f"{name}_cos"][has] = cosine(m, au_t).numpy()
+        for name, m, for_cos in (("cam", cam[has], cam[has]), ("att", att[has], att_ref[has])):
+            scores[f"{name}_cos"][has] = cosine(for_cos, au_t).numpy()
             scores[f"{name}_pointing"][has] = pointing_game(m.numpy(), au[has])
             scores[f"{name}_energy"][has] = energy_share(m.numpy(), au[has])
     return Scored(probs.cpu().numpy(), cam.numpy(), att.numpy(), au, has, scores)
