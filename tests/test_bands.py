@@ -26,6 +26,7 @@ from fer_pipeline.evaluate.bootstrap import (
 from fer_pipeline.evaluate.metrics import accuracy, macro_f1
 from fer_pipeline.evaluate.run import au_macro_cos
 from fer_pipeline.report.bands import bands_json, bands_table, method_differences, render_bands
+from fer_pipeline.report.tables import METRICS
 
 
 def fake_scores(n: int = 300, acc: float = 0.7, shift: float = 0.0, seed: int = 1) -> Scores:
@@ -94,7 +95,8 @@ def test_scores_csv_round_trip_and_report_section() -> None:
     details["cam-aus"]["cl"] = 71.0  # the evaluate stage's details hold the seed mean (bootstrap.with_seed_mean)
     diffs = method_differences(runs, details, ["cam"])
     table = bands_table(details, diffs, ["cam"])
-    assert list(table["metric"]) == ["CL (%)", "macro-F1", "CAM-COS", "ATT-COS"]
+    assert list(table["metric"]) == [label for _, label in METRICS]
+    assert table.loc[3, "metric"] == "ATT-COS (reference: raw, shifted if negative)"  # says how the headline is computed
     assert table.loc[0, "w/ AUs"] == "71.00 ± 1.41 (3 seeds)"
     assert table.loc[0, "change"] == "+70.00"  # the change of the seed means (71 - 1), not of the first seed's scores
     assert table.loc[2, "change"] == f"{diffs['cam']['cam_cos']['change']:+.4f}"  # no seed spread: the paired change
