@@ -99,8 +99,8 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     with torch.no_grad():
         out_ = model(x, layers=(layer,))
         probs = out_.logits.float().softmax(dim=1)[0].cpu().numpy()
-        att_t = attention(out_.features[layer])
         feat = out_.features[layer]
+        att_t = attention(feat)
     pred = int(probs.argmax())
     cam_t = model.cam(x, torch.tensor([pred], device=dev))  # the method's own CAM hook
     settings = aumap_settings()
