@@ -82,7 +82,7 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     from fer_pipeline.evaluate.run import resolve_device
     from fer_pipeline.inputs import faces_to_array
     from fer_pipeline.models import load_model
-    from fer_pipeline.models.maps import attention, cosine, resize
+    from fer_pipeline.models.maps import attention, cosine, reference_attention, resize
 
     dev = resolve_device(device)
     model, config = load_model(model_path, dev)
@@ -99,7 +99,8 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
     with torch.no_grad():
         out_ = model(x, layers=(layer,))
         probs = out_.logits.float().softmax(dim=1)[0].cpu().numpy()
-        att_t = attention(out_.features[layer])
+        feat = out_.features[layer]
+        att_t = attention(feat)
     pred = int(probs.argmax())
     cam_t = model.cam(x, torch.tensor([pred], device=dev))  # the method's own CAM hook
     settings = aumap_settings()
@@ -116,14 +117,15 @@ def explain(image: str | Path, model_path: str | Path, out: str | Path, device: 
         smoothing=float(settings["smoothing"]),
     )
     cam = resize(cam_t.detach().float(), (s, s))[0].cpu()
-    att = resize(att_t.float(), (s, s))[0].cpu()
+    att = resize(att_t.float(), (s, s))[0].cpu()  # min-max: shown, pointing game, energy share
+    att_ref = reference_attention(feat, (s, s))[0].cpu()  # what ATT-COS scores, as the evaluation does
     scores: dict[str, float | None] = dict.fromkeys(
         ("cam_cos", "att_cos", "cam_pointing", "cam_energy", "att_pointing", "att_energy")
     )
     if pred != NEUTRAL and has[0]:
         au_t = torch.from_numpy(au)
-        for name, m in (("cam", cam), ("att", att)):
-            scores[f"{name}_cos"] = float(cosine(m[None], au_t)[0])
+        for name, m, for_cos in (("cam", cam, cam), ("att", att, att_ref)):
+            scores[f"{name}_cos"] = float(cosine(for_cos[None], au_t)[0])
             scores[f"{name}_pointing"] = float(pointing_game(m[None].numpy(), au)[0])
             scores[f"{name}_energy"] = float(energy_share(m[None].numpy(), au)[0])
     title = f"{Path(image).name}: {LABELS[pred]} ({probs[pred]:.0%})" + (

@@ -26,6 +26,7 @@ from fer_pipeline.evaluate.bootstrap import (
 from fer_pipeline.evaluate.metrics import accuracy, macro_f1
 from fer_pipeline.evaluate.run import au_macro_cos
 from fer_pipeline.report.bands import bands_json, bands_table, method_differences, render_bands
+from fer_pipeline.report.tables import METRICS
 from fer_pipeline.review.compare import UNKNOWN
 from fer_pipeline.review.noise import SeedNoise
 
@@ -99,7 +100,8 @@ def test_scores_csv_round_trip_and_report_section() -> None:
     sd = {k: 0.01 for k in ("cl", "macro_f1", "cam_cos", "att_cos")}
     diffs = method_differences(runs, details, ["cam"], SeedNoise("d" * 40, (0, 1, 2), {"cam-noaus": sd, "cam-aus": sd}))
     table = bands_table(details, diffs, ["cam"])
-    assert list(table["metric"]) == ["CL (%)", "macro-F1", "CAM-COS", "ATT-COS"]
+    assert list(table["metric"]) == [label for _, label in METRICS]
+    assert table.loc[3, "metric"] == "ATT-COS (reference: raw, shifted if negative)"  # says how the headline is computed
     assert table.loc[0, "w/ AUs"] == "71.00 ± 1.41 (3 seeds)"
     assert table.loc[0, "change"] == "+70.00"  # the change of the seed means (71 - 1), not of the first seed's scores
     assert table.loc[2, "change"] == f"{diffs['cam']['cam_cos']['change']:+.4f}"  # no seed spread: the paired change

@@ -15,7 +15,7 @@ from fer_pipeline.align.warp import Fallback
 from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import cross_names, cross_params, evaluated_rows, stage_params
 from fer_pipeline.core.labels import LABELS
-from fer_pipeline.report.tables import cross_table, missing_classes, render_cross, with_cross_columns
+from fer_pipeline.report.tables import METRICS, cross_table, missing_classes, render_cross, with_cross_columns
 from tests.conftest import ROOT, run, set_params
 
 BASE = {
@@ -92,7 +92,7 @@ def test_cross_table_has_a_column_per_run_and_test_dataset_and_notes_missing_cla
     assert "## Cross-dataset evaluation" in text and "| cam | CL (%) | 70.00 | 80.00 | 0.000 | 100.00 |" in text
     assert "`photos` has no test image of neutral, surprise, fear, anger, disgust, sadness" in text
     assert render_cross(pd.DataFrame(), {}) == ""
-    main = pd.DataFrame({"method": ["cam", "cam"], "metric": ["CL (%)", "CAM-COS"], "ours_noaus": [70.0, 0.5]})
+    main = pd.DataFrame({"method": ["cam", "cam"], "metric": ["CL (%)", dict(METRICS)["cam_cos"]], "ours_noaus": [70.0, 0.5]})
     merged = with_cross_columns(main, table, "synthetic (own test)")
     assert list(merged.columns) == ["method", "metric", "ours_noaus", "photos w/o", "photos w/"] and len(merged) == 2
     assert with_cross_columns(main, pd.DataFrame(), "x") is main

@@ -85,7 +85,7 @@ def test_change_with_aus_is_paired_by_fold() -> None:
 def test_render_and_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = render_folds(fold_table(SHOW))
     assert "## train.lambda=4.0" in text and "| cam-noaus | CL (%) | 3 of 3 | 65.00 ± 5.00 | 60.00 – 70.00 |" in text
-    assert "| cam | CAM-COS | 3 | +0.2100 |" in text and "better" in text and "| 2 of 3 |" in text
+    assert "| cam | CAM-COS (reference: min-max CAM) | 3 | +0.2100 |" in text and "better" in text and "| 2 of 3 |" in text
     (tmp_path / "show.json").write_text(json.dumps(SHOW))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["folds.py", "--json", "show.json"])

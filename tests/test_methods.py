@@ -29,7 +29,7 @@ from fer_pipeline.models.prm import local_max_pool, peak_mask
 from fer_pipeline.models.registry import _METHODS
 from fer_pipeline.models.vit import block_forward, conv_stem
 from fer_pipeline.models.wildcat import wildcat_pool
-from fer_pipeline.report.tables import METRICS, build_table, method_notes, render_report
+from fer_pipeline.report.tables import METRICS, TABLE_METRICS, build_table, method_notes, render_report
 from fer_pipeline.train import TrainConfig, train_model
 from tests.faces import face_tensors, write_faces
 
@@ -144,14 +144,21 @@ def test_cpu_table1_preset_lists_all_eleven_with_valid_settings() -> None:
 def test_report_writes_table1_layout_for_all_methods() -> None:
     paper = pd.read_csv(ROOT / "data" / "paper" / "paper_tables.csv")
     runs = [(m, a) for m in PAPER for a in ("noaus", "aus")]
-    metrics = {f"{m}-{a}": {"cl": 50.0, "cam_cos": 0.3 + 0.1 * (a == "aus"), "att_cos": 0.2} for m, a in runs}
+    metrics = {f"{m}-{a}": {"cl": 50.0, "cam_cos": 0.3 + 0.1 * (a == "aus"), "att_cos": 0.2, "att_cos_minmax": 0.7}
+               for m, a in runs}
     table = build_table(metrics, PAPER, paper)
-    assert len(table) == len(METRICS) * len(PAPER) and table["method"].tolist()[:: len(METRICS)] == list(PAPER)
+    n = len(TABLE_METRICS)
+    assert n == len(METRICS) + 1 and len(table) == n * len(PAPER) and table["method"].tolist()[::n] == list(PAPER)
+    label = dict(TABLE_METRICS)
     apvit = table[table["method"] == "apvit"].set_index("metric")
-    assert math.isnan(apvit.loc["CAM-COS", "rafdb_aus"]) and apvit.loc["CL (%)", "rafdb_aus"] == pytest.approx(91.03)
-    assert table.set_index(["method", "metric"]).loc[("layercam", "CAM-COS"), "rafdb_aus"] == pytest.approx(0.84)
+    assert math.isnan(apvit.loc[label["cam_cos"], "rafdb_aus"]) and apvit.loc["CL (%)", "rafdb_aus"] == pytest.approx(91.03)
+    assert table.set_index(["method", "metric"]).loc[("layercam", label["cam_cos"]), "rafdb_aus"] == pytest.approx(0.84)
+    # The min-max variant is shown once per method, ours only (the paper reports the reference computation).
+    cam_mm = table.set_index(["method", "metric"]).loc[("cam", label["att_cos_minmax"])]
+    assert cam_mm["ours_aus"] == pytest.approx(0.7) and math.isnan(cam_mm["rafdb_aus"])
     text = render_report(table, pd.DataFrame(), "synthetic", method_notes(PAPER))
-    apvit_line = next(line for line in text.splitlines() if line.startswith("| apvit | CAM-COS"))
+    assert "| cam | ATT-COS (reference: raw, shifted if negative) |" in text
+    apvit_line = next(line for line in text.splitlines() if line.startswith(f"| apvit | {label['cam_cos']}"))
     assert apvit_line.count("–") == 4  # the paper has no APViT CAM-COS: "–" in all four paper columns
     assert "class-agnostic" in text and "grad-cam" in text
 

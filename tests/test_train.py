@@ -16,7 +16,7 @@ import yaml
 from fer_pipeline.aumaps.store import write_aumap_store
 from fer_pipeline.core.labels import AU_CLASSES, LABELS, NEUTRAL, NUM_CLASSES
 from fer_pipeline.data.manifest import stratified_split
-from fer_pipeline.evaluate.run import evaluate_model, write_outputs
+from fer_pipeline.evaluate.run import au_macro_cos, evaluate_model, write_outputs
 from fer_pipeline.inputs.dataset import FERDataset
 from fer_pipeline.models import load_model
 from fer_pipeline.train import TrainConfig, train_model
@@ -225,6 +225,12 @@ def test_train_then_evaluate(synth: tuple[Path, pd.DataFrame], tmp_path: Path, m
     assert saved["per_class"]["neutral"]["cam_cos"] is None and saved["cl"] == pytest.approx(m["cl"], abs=1e-5)
     head = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert head["cl"] == pytest.approx(m["cl"], abs=0.01) and head["att"]["cos"] == pytest.approx(m["att_cos"], abs=1e-4)
+    # The min-max ATT-COS is a labelled secondary figure; the per-image scores the bootstrap resamples are the headline's.
+    assert math.isfinite(saved["att_cos_minmax"]) and saved["att_cos_minmax"] != saved["att_cos"]
+    assert all(math.isfinite(saved["per_class"][LABELS[k]]["att_cos_minmax"]) for k in AU_CLASSES)
+    scores = pd.read_csv(tmp_path / "plots" / "scores.csv")
+    assert au_macro_cos(scores["att_cos"].to_numpy(), scores["label"].to_numpy(), scores["att_cos"].notna().to_numpy()) \
+        == pytest.approx(m["att_cos"], abs=1e-5)
     cm = pd.read_csv(tmp_path / "plots" / "confusion.csv")
     assert list(cm.columns) == ["actual", "predicted"] and len(cm) == len(test)
     assert cm["actual"].tolist() == [LABELS[k] for k in result.y]

@@ -73,6 +73,7 @@ def active_scores(
     *,
     cam: np.ndarray,
     att: np.ndarray,
+    att_cos_maps: np.ndarray | None = None,
     labels: np.ndarray,
     landmarks: np.ndarray,
     image_size: np.ndarray,
@@ -80,7 +81,8 @@ def active_scores(
     attrs: dict[str, Any],
 ) -> None:
     """Add `active_{cam,att}_{cos,pointing,energy}` and `{cam,att}_absent_share` (macro over AU classes; per class
-    under `per_class`) to `metrics`; `attrs`: the AU store's codebook, radius, smoothing; the map size is the CAM's."""
+    under `per_class`) to `metrics`; `attrs`: the AU store's codebook, radius, smoothing; the map size is the CAM's.
+    `att_cos_maps`: the attention as ATT-COS scores it (`reference_attention`), for the cosine; default `att`."""
     labels = np.asarray(labels, np.int64)
     size, codebook = int(cam.shape[-1]), str(attrs["codebook"])
     radius, smoothing = float(attrs["radius"]), float(attrs["smoothing"])
@@ -88,8 +90,10 @@ def active_scores(
     truth, has = render_active(landmarks, image_size, w, size=size, radius=radius, smoothing=smoothing)
     absent = absent_regions(landmarks, image_size, labels, intensity, codebook=codebook, size=size, radius=radius,
                             smoothing=smoothing)
+    cos_maps = {"cam": cam, "att": att if att_cos_maps is None else att_cos_maps}
     for name, maps in (("cam", cam), ("att", att)):
-        cos = cosine(torch.from_numpy(np.asarray(maps, np.float32)), torch.from_numpy(truth)).numpy().astype(np.float64)
+        cos = cosine(torch.from_numpy(np.asarray(cos_maps[name], np.float32)), torch.from_numpy(truth)).numpy()
+        cos = cos.astype(np.float64)
         values = {
             f"active_{name}_cos": np.where(has, cos, math.nan),
             f"active_{name}_pointing": np.where(has, pointing_game(maps, truth, REGION_THR), math.nan),

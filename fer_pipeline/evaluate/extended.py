@@ -214,8 +214,8 @@ def evaluate_extended(
         intensity, true_pts = read_truth(truth[0], truth[1], result.sample_id)
         if faces_path is not None:  # the generator's points are in the image files: move them into the framed faces
             true_pts = map_points(true_pts, read_matrices(faces_path, result.sample_id))
-        active_scores(m, cam=result.cam_maps, att=result.att_maps, labels=result.y, landmarks=true_pts,
-                      image_size=image_size, intensity=intensity, attrs=reader.attrs)
+        active_scores(m, cam=result.cam_maps, att=result.att_maps, att_cos_maps=result.att_ref_maps, labels=result.y,
+                      landmarks=true_pts, image_size=image_size, intensity=intensity, attrs=reader.attrs)
     if "cue" in rows.columns and (rows["cue"].to_numpy() >= 0).any():
         m.update(cue_metrics(result.cam_maps, result.att_maps, rows["cue"].to_numpy(), result.y, image_size))
     deletion = None

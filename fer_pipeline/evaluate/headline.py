@@ -15,10 +15,10 @@ from typing import Any
 HEADLINE: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("cl",), "cl", "top-1 accuracy (%) on the test split"),
     (("f1",), "macro_f1", "macro-F1 over the 7 classes"),
-    (("cam", "cos"), "cam_cos", "CAM-COS: ground-truth-class CAM vs AU map, macro over the 6 AU classes"),
+    (("cam", "cos"), "cam_cos", "CAM-COS: min-max ground-truth-class CAM vs AU map, macro over the 6 AU classes"),
     (("cam", "pg"), "cam_pointing", "CAM pointing game: the CAM's maximum lies in the AU region"),
     (("cam", "en"), "cam_energy", "CAM energy share: fraction of the CAM's mass in the AU region"),
-    (("att", "cos"), "att_cos", "ATT-COS: layer-5 attention vs AU map (paper Table 2)"),
+    (("att", "cos"), "att_cos", "ATT-COS: layer-5 raw attention, shifted if negative, vs AU map (paper Table 2)"),
     (("att", "pg"), "att_pointing", "attention pointing game"),
     (("att", "en"), "att_energy", "attention energy share"),
     (("del",), "deletion_score", "deletion score: random-order minus CAM-order deletion AUC (higher = more faithful)"),

@@ -25,7 +25,7 @@ from fer_pipeline.evaluate.headline import headline
 from fer_pipeline.evaluate.metrics import accuracy, au_macro, confusion_matrix, macro_f1, per_class_mean
 from fer_pipeline.inputs.dataset import FERDataset, collate
 from fer_pipeline.models import FERModel, load_model
-from fer_pipeline.models.maps import attention, cosine, resize
+from fer_pipeline.models.maps import attention, cosine, reference_attention, resize
 
 #: The paper's Table 2 reports ATT-COS of the last stage.
 ATT_LAYER = 5
@@ -40,9 +40,11 @@ class Inference:
     has_map: np.ndarray
     rows: np.ndarray
     cam_cos: np.ndarray
-    att_cos: dict[int, np.ndarray]
+    att_cos: dict[int, np.ndarray]  # the reference computation (`reference_attention`), per layer
+    att_cos_minmax: np.ndarray | None = None  # ATT_LAYER's (else the first layer's) cosine of the min-max T_l
     cam_maps: np.ndarray | None = None  # (N, S, S) ground-truth-class CAM at the AU map size (keep_maps only)
-    att_maps: np.ndarray | None = None  # (N, S, S) attention of ATT_LAYER (else the first layer) at the AU map size
+    att_maps: np.ndarray | None = None  # (N, S, S) min-max attention of ATT_LAYER (else the first layer): figures, pointing
+    att_ref_maps: np.ndarray | None = None  # (N, S, S) the same layer's map as ATT-COS scores it (reference_attention)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class EvalResult:
     rows: np.ndarray | None = None  # AU map store rows
     cam_maps: np.ndarray | None = None
     att_maps: np.ndarray | None = None
+    att_ref_maps: np.ndarray | None = None
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -81,6 +84,13 @@ def _masked_cos(maps: torch.Tensor, au: torch.Tensor, has_map: torch.Tensor) -> 
     return torch.where(has_map, cos, torch.full_like(cos, math.nan))
 
 
+def att_cos(feat: torch.Tensor, au: torch.Tensor, has_map: torch.Tensor) -> torch.Tensor:
+    """ATT-COS per sample of layer features (B,C,h,w): cosine of `reference_attention` at the AU maps' size with the AU
+    map (the reference code's computation; the headline, validation and bootstrap scores); NaN without an AU map."""
+    cos = cosine(reference_attention(feat, tuple(au.shape[-2:])), au)
+    return torch.where(has_map, cos, torch.full_like(cos, math.nan))
+
+
 @torch.no_grad()
 def infer(
     model: FERModel,
@@ -92,14 +102,16 @@ def infer(
     progress: bool = False,
     keep_maps: bool = False,
 ) -> Inference:
-    """Predictions, ground-truth-class CAM-COS and per-layer ATT-COS for every sample of `loader` (model in eval mode).
+    """Predictions, ground-truth-class CAM-COS and per-layer ATT-COS for every sample of `loader` (model in eval mode),
+    and the min-max variant of ATT-COS on one layer (ATT_LAYER when asked for, else the first).
 
     `keep_maps` also returns the CAM and attention maps resized to the AU maps' size (for figures and extra metrics).
     """
     model.eval()
-    ys, preds, has, rows, cams = [], [], [], [], []
+    ys, preds, has, rows, cams, minmax_cos = [], [], [], [], [], []
     cam_maps: list[torch.Tensor] = []
     att_maps: list[torch.Tensor] = []
+    ref_maps: list[torch.Tensor] = []
     att_layer = ATT_LAYER if ATT_LAYER in layers or not layers else layers[0]
     atts: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
@@ -110,11 +122,15 @@ def infer(
             out = model(x, layers=tuple(layers))
         cam = model.class_cam(x, y, out)  # (B,h,w) in [0,1]; gradient methods run their own pass
         cams.append(_masked_cos(cam, au, has_map).cpu())
+        size = tuple(au.shape[-2:])
         if keep_maps:
-            cam_maps.append(resize(cam, tuple(au.shape[-2:])).cpu())
-            att_maps.append(resize(attention(out.features[att_layer]), tuple(au.shape[-2:])).cpu())
+            cam_maps.append(resize(cam, size).cpu())
+            att_maps.append(resize(attention(out.features[att_layer]), size).cpu())
+            ref_maps.append(reference_attention(out.features[att_layer], size).cpu())
         for layer in layers:
-            atts[layer].append(_masked_cos(attention(out.features[layer]), au, has_map).cpu())
+            atts[layer].append(att_cos(out.features[layer], au, has_map).cpu())
+        if layers:
+            minmax_cos.append(_masked_cos(attention(out.features[att_layer]), au, has_map).cpu())
         preds.append(out.logits.argmax(dim=1).cpu())
         ys.append(y.cpu())
         has.append(has_map.cpu())
@@ -130,8 +146,10 @@ def infer(
         rows=cat(rows, np.int64),
         cam_cos=cat(cams, np.float64),
         att_cos={layer: cat(parts, np.float64) for layer, parts in atts.items()},
+        att_cos_minmax=cat(minmax_cos, np.float64) if layers else None,
         cam_maps=torch.cat(cam_maps).numpy() if cam_maps else None,
         att_maps=torch.cat(att_maps).numpy() if att_maps else None,
+        att_ref_maps=torch.cat(ref_maps).numpy() if ref_maps else None,
     )
 
 
@@ -157,6 +175,9 @@ def summarize(inf: Inference, cue: np.ndarray | None = None) -> tuple[dict[str, 
     att_pc = {layer: per_class_mean(v, y, valid) for layer, v in inf.att_cos.items()}
     acc_pc = {k: accuracy(y[y == k], pred[y == k]) for k in range(NUM_CLASSES)}
     last = att_pc.get(ATT_LAYER, {k: math.nan for k in range(NUM_CLASSES)})
+    # The min-max variant is ATT_LAYER's when that layer was scored (infer's rule), else it is another layer's: left out.
+    mm = inf.att_cos_minmax if ATT_LAYER in inf.att_cos and inf.att_cos_minmax is not None else None
+    last_mm = per_class_mean(mm, y, valid) if mm is not None else {k: math.nan for k in range(NUM_CLASSES)}
     metrics: dict[str, Any] = {
         "n": int(y.size),
         "n_maps": int(valid.sum()),
@@ -164,9 +185,11 @@ def summarize(inf: Inference, cue: np.ndarray | None = None) -> tuple[dict[str, 
         "macro_f1": macro_f1(y, pred),
         "cam_cos": au_macro(cam_pc),
         "att_cos": au_macro(last),
+        "att_cos_minmax": au_macro(last_mm),
         "att_cos_layers": {str(layer): au_macro(pc) for layer, pc in sorted(att_pc.items())},
         "per_class": {
-            LABELS[k]: {"acc": acc_pc[k], "cam_cos": cam_pc[k], "att_cos": last[k], "n": int((y == k).sum())}
+            LABELS[k]: {"acc": acc_pc[k], "cam_cos": cam_pc[k], "att_cos": last[k], "att_cos_minmax": last_mm[k],
+                        "n": int((y == k).sum())}
             for k in range(NUM_CLASSES)
         },
     }
@@ -230,6 +253,7 @@ def evaluate_model(
         rows=inf.rows,
         cam_maps=inf.cam_maps,
         att_maps=inf.att_maps,
+        att_ref_maps=inf.att_ref_maps,
     )
 
 

@@ -1,7 +1,8 @@
 """Map helpers shared by the loss and the evaluation: min-max, layer attention T_l, resize, cosine.
 
-T_l is the paper's raw channel mean (Eq. 1). The `cos` loss uses it as is by default (`train.att_norm: none`); the
-evaluation, the figures and `fer predict` score the map min-max normalised to [0, 1], as the paper's section 4.1 does.
+T_l is the paper's raw channel mean (Eq. 1). The `cos` loss uses it as is by default (`train.att_norm: none`). ATT-COS
+scores it as the paper's reference code does (`reference_attention`: upsampled raw mean, shifted only when negative);
+the figures show it min-max normalised to [0, 1]. docs/reference/metrics.md cites the reference lines.
 
 Everything works in float32 (features may arrive in bf16/fp16 under autocast, where 1e-8 underflows).
 """
@@ -29,8 +30,9 @@ ATT_NORMS: tuple[str, ...] = ("none", "minmax")
 def attention(feat: Tensor, norm: str = "minmax") -> Tensor:
     """T_l of the paper (Eq. 1): channel mean of (B, C, h, w) features -> (B, h, w), float32.
 
-    `norm="minmax"` (the default: evaluation, figures, predict) maps each T_l to [0, 1]; `norm="none"` keeps the raw
-    mean, which the `cos` loss trains on by default: min-max would drop the background level from the cosine.
+    `norm="minmax"` (the default: figures, pointing game, energy share, ATT-COS's min-max variant) maps each T_l to
+    [0, 1]; `norm="none"` keeps the raw mean, which the `cos` loss trains on by default and ATT-COS scores
+    (`reference_attention`): min-max would drop the background level from the cosine.
     """
     if feat.ndim != 4:
         raise ValueError(f"attention expects (B, C, h, w) features, got shape {tuple(feat.shape)}")
@@ -53,6 +55,21 @@ def resize(x: Tensor, size: tuple[int, int], *, antialias: bool = True) -> Tenso
     shrink = x.shape[-2] > size[0] or x.shape[-1] > size[1]
     out = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=antialias and shrink)
     return out.squeeze(1)
+
+
+def reference_attention(feat: Tensor, size: tuple[int, int]) -> Tensor:
+    """The map ATT-COS scores: T_l (raw channel mean of (B, C, h, w) features) at `size` (the AU map's), as the reference
+    code evaluates it: bilinear with align_corners=True and antialias, clamped to T_l's own range, shifted by -min when
+    its min is negative (no min-max: the background level counts, as in the `cos` loss)."""
+    mean = attention(feat, norm="none")
+    size = (int(size[0]), int(size[1]))
+    lo = mean.amin(dim=(-2, -1), keepdim=True)
+    hi = mean.amax(dim=(-2, -1), keepdim=True)
+    up = mean
+    if tuple(mean.shape[-2:]) != size:
+        up = F.interpolate(mean.unsqueeze(1), size=size, mode="bilinear", align_corners=True, antialias=True).squeeze(1)
+    up = torch.minimum(torch.maximum(up, lo), hi)
+    return up - lo.clamp_max(0.0)
 
 
 def cosine(a: Tensor, b: Tensor, eps: float = 1e-8) -> Tensor:

@@ -53,7 +53,7 @@ def score_batch(
     None: the predicted class, as `fer predict` does; `fer_pipeline.api.predict` passes a known true class)."""
     from fer_pipeline.aumaps.render import render_maps
     from fer_pipeline.evaluate.metrics import energy_share, pointing_game
-    from fer_pipeline.models.maps import attention, cosine, resize
+    from fer_pipeline.models.maps import attention, cosine, reference_attention, resize
 
     x = to_batch(faces, model).to(device, memory_format=torch.channels_last)
     layer = model.layer_names[-1]
@@ -65,7 +65,8 @@ def score_batch(
     cam_t = model.class_cam(x, pred, out)  # the method's own map (gradient methods run their own pass)
     s = int(settings["size"])
     cam = resize(cam_t.detach().float(), (s, s)).cpu()
-    att = resize(attention(out.features[layer]).float(), (s, s)).cpu()
+    att = resize(attention(out.features[layer]).float(), (s, s)).cpu()  # min-max: shown, pointing game, energy share
+    att_ref = reference_attention(out.features[layer], (s, s)).cpu()  # what ATT-COS scores, as the evaluation does
     side = faces.shape[1]
     pred_np = pred.cpu().numpy()
     au, has = render_maps(
@@ -81,8 +82,8 @@ def score_batch(
     scores = {c: np.full(len(faces), np.nan) for c in SCORE_COLUMNS}
     if has.any():
         au_t = torch.from_numpy(au[has])
-        for name, m in (("cam", cam[has]), ("att", att[has])):
-            scores[f"{name}_cos"][has] = cosine(m, au_t).numpy()
+        for name, m, for_cos in (("cam", cam[has], cam[has]), ("att", att[has], att_ref[has])):
+            scores[f"{name}_cos"][has] = cosine(for_cos, au_t).numpy()
             scores[f"{name}_pointing"][has] = pointing_game(m.numpy(), au[has])
             scores[f"{name}_energy"][has] = energy_share(m.numpy(), au[has])
     return Scored(probs.cpu().numpy(), cam.numpy(), att.numpy(), au, has, scores)
