@@ -1,10 +1,11 @@
 """The portable-numerics fixture: a tiny training of the demo model whose output hashes are committed.
 
-280 synthetic faces (the project's generator), the demo's `train` settings of params.yaml for 2 epochs under portable
-CPU kernels, then the evaluation of the test split: the sha256 of `model.pt`, of the headline metrics JSON and of
-every metric (`details.json`). tests/test_portable.py retrains and compares on whatever machine runs the suite, so
-each machine is a cross-machine check. Regenerate after a change to the training, the evaluation or params.yaml's
-`train` section (and commit the file):
+280 synthetic faces (the project's generator), the demo's `pretrain` task on 70 other faces for 1 epoch (the weights
+the run starts from, as stage pretrain gives them), the demo's `train` settings of params.yaml for 2 epochs under
+portable CPU kernels with augmentation filling as `align.border` says, then the evaluation of the test split: the
+sha256 of `model.pt`, of the headline metrics JSON and of every metric (`details.json`). tests/test_portable.py
+retrains and compares on whatever machine runs the suite, so each machine is a cross-machine check. Regenerate after
+a change to the training, the evaluation or params.yaml's `train`, `pretrain` or `align.border` (and commit the file):
 
     python -m tests.portable_fixture --write
 """
@@ -12,6 +13,7 @@ each machine is a cross-machine check. Regenerate after a change to the training
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -46,6 +48,23 @@ def demo_config() -> Any:
     return TrainConfig.from_params({**train, **fixed})
 
 
+def pretrained_weights(work: Path, cfg: Any) -> str:
+    """The demo's `pretrain` task, shrunk to 70 faces and 1 epoch, saved as stage pretrain saves it ("none" when the
+    demo does not pretrain)."""
+    import torch
+
+    from fer_pipeline.core.io import load_params
+    from fer_pipeline.train.pretrain import PretrainConfig, pretrain_backbone
+
+    pcfg = PretrainConfig.from_params({**load_params(ROOT / "params.yaml").get("pretrain", {}), "n": 70, "epochs": 1,
+                                       "batch_size": 16})
+    if pcfg.task == "none":
+        return "none"
+    state, _ = pretrain_backbone(pcfg, cfg)
+    torch.save({"state_dict": state}, work / "backbone.pt")
+    return str(work / "backbone.pt")
+
+
 def run_fixture(work: Path) -> dict[str, str]:
     """Generate the faces, train, evaluate in `work`; sha256 of each of `OUTPUTS`."""
     import numpy as np
@@ -62,12 +81,17 @@ def run_fixture(work: Path) -> dict[str, str]:
     split = stratified_split(labels, val_fraction=0.15, test_fraction=0.2, seed=0)
     data = work / "faces"
     manifest = write_faces(data, labels, split, size=SIZE, prefix="p")[0]
+    from fer_pipeline.align.warp import augment_border
+    from fer_pipeline.core.io import load_params
+
     cfg = demo_config()
+    cfg = dataclasses.replace(cfg, pretrained=pretrained_weights(work, cfg))
+    border = augment_border(load_params(ROOT / "params.yaml").get("align"))
     cwd = Path.cwd()
     os.chdir(work)  # DVCLive looks for a repository from the working directory: keep it out of ours
     try:
         train_model(cfg, lam=cfg.lam, manifest=manifest, image_root=data, aumap_path=data / "aumaps.h5",
-                    model_out=work / "model.pt", live_dir=None)
+                    model_out=work / "model.pt", live_dir=None, augment_border=border)
     finally:
         os.chdir(cwd)
     result = evaluate_model(work / "model.pt", manifest=manifest, image_root=data, aumap_path=data / "aumaps.h5", device="cpu")
