@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from fer_pipeline.align.store import stage_inputs  # noqa: E402
+from fer_pipeline.align.warp import augment_border  # noqa: E402
 from fer_pipeline.core import paths  # noqa: E402
 from fer_pipeline.core.io import load_params  # noqa: E402
 from fer_pipeline.data.datasets import image_root  # noqa: E402
@@ -76,7 +77,7 @@ def main() -> None:
             t0 = time.perf_counter()
             train_model(run_cfg, lam=args.lam, manifest=manifest, image_root=image_root(params["data"]),
                         aumap_path=paths.aumap_store(dataset), model_out=model, live_dir=None, model_kwargs=options,
-                        faces_path=faces, alignment=alignment.to_dict())
+                        faces_path=faces, alignment=alignment.to_dict(), augment_border=augment_border(params["align"]))
             train_s = time.perf_counter() - t0
             m = evaluate_model(model, manifest=manifest, image_root=image_root(params["data"]),
                                aumap_path=paths.aumap_store(dataset), faces_path=faces).metrics

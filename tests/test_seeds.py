@@ -19,7 +19,7 @@ def test_extra_seeds_add_stages_that_evaluate_waits_for(clone: Path) -> None:
     assert {"train@cam-aus", "train-baseline@cam-noaus", "evaluate@cam-aus"} <= demo
     assert not any("seeds@" in s for s in demo)
     flags = overlay_flags(ROOT / "params-seeds.yaml", ROOT / "params.yaml")
-    assert flags == ["-S", "report.extra_seeds=[1,2]"]
+    assert flags == ["-S", "report.extra_seeds=[1,2,3,4]"]
     set_params(clone, {"report.extra_seeds": [1, 2]})
     seeded = stages(clone)
     assert seeded - demo == {"train-seeds@cam-aus-1", "train-seeds@cam-aus-2", "train-baseline-seeds@cam-noaus-1",
