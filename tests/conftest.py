@@ -84,6 +84,17 @@ def set_params(repo: Path, updates: dict[str, object]) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def favour_class(src: Path, dst: Path, label: int, shift: float = 1e3) -> Path:
+    """A copy of the CAM model file `src` whose classifier bias favours class `label` by `shift`: it predicts `label` for
+    any input, and its maps (which the bias does not enter) are unchanged. Makes the branch a test scores certain."""
+    import torch
+
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    ckpt["state_dict"]["head.fc.bias"][label] += shift
+    torch.save(ckpt, dst)
+    return dst
+
+
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
     """A throw-away copy of the repository as its own git repo."""

@@ -357,6 +357,10 @@ def stage_script(repo: Path, script: str, *args: str) -> str:
     return run([sys.executable, f"pipeline/{script}.py", *args], repo).stdout
 
 
+#: Seconds a stage may take to reach its kill point (each takes a few on 2 cores): past it the test fails, never hangs.
+KILL_POINT_DEADLINE_S = 600.0
+
+
 def kill_during(repo: Path, target: str, n: int, script: str, *args: str) -> None:
     """Start a stage, SIGKILL it right after its n-th call of `target` (module:function)."""
     marker = repo.parent / f"paused-{script}"
@@ -364,10 +368,16 @@ def kill_during(repo: Path, target: str, n: int, script: str, *args: str) -> Non
     env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{HOOK}", "FER_PAUSE": f"pipeline/{script}.py|{target}|{n}|{marker}"}
     cmd = [sys.executable, f"pipeline/{script}.py", *args]
     proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + KILL_POINT_DEADLINE_S
     try:
         while not marker.exists():
             if proc.poll() is not None:
                 raise AssertionError(f"{script} ended before the kill point:\n{proc.stdout.read()[-3000:]}")
+            if time.monotonic() > deadline:
+                proc.kill()
+                out = proc.communicate(timeout=60)[0]
+                raise AssertionError(f"{script} did not reach its kill point (call {n} of {target}) within "
+                                     f"{KILL_POINT_DEADLINE_S:.0f} s; killed. Is tests/killpoint on its path?\n{out[-3000:]}")
             time.sleep(0.05)
         time.sleep(0.05)  # the pid is written just before the sleep starts
         os.kill(int(marker.read_text()), signal.SIGKILL)
