@@ -29,6 +29,8 @@ from tests.dataset_trees import astronaut
 from tests.faces import write_faces
 
 torch.set_num_threads(2)
+
+pytestmark = pytest.mark.slow  # every test here trains a model
 N, SIZE = 112, 64
 
 
