@@ -124,7 +124,7 @@ TINY = {
 
 @pytest.fixture(scope="session")
 def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clone with `TINY` params, `dvc repro`'d once for the session and committed: never changed, only copied
+    """A clone with `TINY` params, `dvc repro`'d once per pytest run and committed: never changed, only copied
     (`repro_clone`). Its copies are up to date, so each end-to-end test reruns only what its own changes touch."""
     repo = make_clone(tmp_path_factory.mktemp("reproduced") / "repo")
     set_params(repo, TINY)
@@ -136,7 +136,7 @@ def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def repro_clone(reproduced: Path, tmp_path: Path) -> Path:
-    """A copy of the session's reproduced clone (work tree with every output, git history, DVC cache, training
+    """A copy of the reproduced clone (work tree with every output, git history, DVC cache, training
     checkpoints) for one test to change. Links are copied as files, and DVC's state (.dvc/tmp) is left behind: the copy
     shares nothing with the original, and DVC hashes its files afresh."""
     dest = tmp_path / "repo"

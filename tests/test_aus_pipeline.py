@@ -1,5 +1,5 @@
 """End-to-end: `dvc repro` with each `aus.source` (none, synthetic, import) and both `aumaps.mode`s in a copy of the
-session's reproduced clone (tests/conftest.py: tiny params, AUs 60% present)."""
+shared reproduced clone (tests/conftest.py: tiny params, AUs 60% present)."""
 
 from __future__ import annotations
 

@@ -108,7 +108,7 @@ def test_the_demo_has_no_extra_dataset_stages() -> None:
 def test_two_synthetic_sets_and_the_astronaut_through_dvc_repro(repro_clone: Path) -> None:
     from tests.dataset_trees import astronaut, save
 
-    clone = repro_clone  # the session's reproduced clone (tests/conftest.py): prepare, landmarks and aus stay cached
+    clone = repro_clone  # the shared reproduced clone (tests/conftest.py): prepare, landmarks and aus stay cached
     save(clone / "data/raw/astro/test/happy/astronaut.png", astronaut())
     set_params(clone, {
         "align.mode": "similarity", "align.size": 64,  # every dataset's faces framed on the template (align-x@<name>)

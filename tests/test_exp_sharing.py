@@ -31,7 +31,7 @@ def experiments(repo: Path) -> dict[str, dict]:
 
 
 def test_exp_push_then_pull_on_a_fresh_clone(repro_clone: Path, tmp_path: Path) -> None:
-    a = repro_clone  # machine A: the session's reproduced clone (tests/conftest.py), tiny params, one method
+    a = repro_clone  # machine A: the shared reproduced clone (tests/conftest.py), tiny params, one method
     run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], tmp_path)
     run(["git", "remote", "add", "origin", str(tmp_path / "origin.git")], a)
     run(["dvc", "remote", "add", "-d", "team", str(tmp_path / "dvc-remote")], a)

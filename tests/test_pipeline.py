@@ -1,4 +1,4 @@
-"""End-to-end: `dvc repro` in a temporary clone with tiny params (the session's, tests/conftest.py), then targeted
+"""End-to-end: `dvc repro` in a temporary clone with tiny params (the shared reproduced clone, tests/conftest.py), then targeted
 reruns and determinism."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def changed(repo: Path) -> set[str]:
 
 
 def test_repro_then_targeted_reruns(reproduced: Path, repro_clone: Path) -> None:
-    clone = repro_clone  # the session's `dvc repro` with tiny params (tests/conftest.py), committed
+    clone = repro_clone  # the shared `dvc repro` with tiny params (tests/conftest.py), committed
     first = (reproduced.parent / "repro.log").read_text()
     assert ran(first) >= {*UPSTREAM, "train-baseline@cam-noaus", "train@cam-aus", "evaluate@cam-aus", "report"}
     for run_id in ("cam-noaus", "cam-aus"):

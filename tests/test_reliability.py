@@ -385,7 +385,7 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 @pytest.mark.slow
 def test_sigkill_then_rerun_gives_run_ones_hashes(repro_clone: Path) -> None:
-    """Run 1: `dvc repro` (the session's, tests/conftest.py: 2 epochs, one thread). Run 2: every stage's command again,
+    """Run 1: `dvc repro` (the shared one, tests/conftest.py: 2 epochs, one thread). Run 2: every stage's command again,
     prepare/landmarks/aumaps/train first SIGKILLed mid-write.
 
     A killed stage leaves no half-written output under a real name (only temps, removed by the rerun); train resumes
