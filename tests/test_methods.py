@@ -296,6 +296,7 @@ def test_acol_erases_and_adds_branch_b_only_in_training() -> None:
     assert erased[0, 0].tolist() == [[1.0, 0.0], [0.0, 1.0]]
 
 
+@pytest.mark.slow  # two models trained 15 steps on 70 faces
 def test_acol_batchnorm_keeps_classifier_a_alive() -> None:
     """From scratch, AdamW at the demo's lr kills most of A's first-layer ReLUs within 15 steps; BN before them does not
     (README "What was wrong": why the CPU preset sets methods.acol.batchnorm)."""
