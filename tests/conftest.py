@@ -84,10 +84,64 @@ def set_params(repo: Path, updates: dict[str, object]) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def favour_class(src: Path, dst: Path, label: int, shift: float = 1e3) -> Path:
+    """A copy of the CAM model file `src` whose classifier bias favours class `label` by `shift`: it predicts `label` for
+    any input, and its maps (which the bias does not enter) are unchanged. Makes the branch a test scores certain."""
+    import torch
+
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    ckpt["state_dict"]["head.fc.bias"][label] += shift
+    torch.save(ckpt, dst)
+    return dst
+
+
 @pytest.fixture
 def clone(tmp_path: Path) -> Path:
     """A throw-away copy of the repository as its own git repo."""
     return make_clone(tmp_path / "repo")
+
+
+#: The end-to-end tests' pipeline: the demo's stages and defaults at the smallest size that trains and evaluates every
+#: run (2 epochs: the kill test resumes after the first; AUs 60% present: an active-AU map has absent AUs to score).
+TINY = {
+    "synthetic.n": 56,
+    "synthetic.size": 64,
+    "synthetic.au_presence": 0.6,
+    "train.backbone": "resnet10t",  # the smallest timm ResNet: 4x cheaper than resnet18, same code paths
+    "train.input_size": 32,
+    "train.epochs": 2,
+    "train.batch_size": 8,
+    "train.device": "cpu",
+    "train.threads": 1,  # tiny models: one thread is fastest (a fixed count: the bytes depend on it)
+    "evaluate.faithfulness_n": 4,
+    "evaluate.deletion_steps": 4,
+    "evaluate.figure_samples": 1,
+    "aumaps.n_jobs": 1,
+    "landmarks.n_jobs": 1,
+    "report.methods": ["cam"],
+}
+
+
+@pytest.fixture(scope="session")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clone with `TINY` params, `dvc repro`'d once per pytest run and committed: never changed, only copied
+    (`repro_clone`). Its copies are up to date, so each end-to-end test reruns only what its own changes touch."""
+    repo = make_clone(tmp_path_factory.mktemp("reproduced") / "repo")
+    set_params(repo, TINY)
+    (repo.parent / "repro.log").write_text(run(["dvc", "repro"], repo).stdout)  # what ran: tests/test_pipeline.py reads it
+    run(["git", "add", "-A"], repo)
+    run(["git", "commit", "-q", "-m", "tiny params, reproduced"], repo)
+    return repo
+
+
+@pytest.fixture
+def repro_clone(reproduced: Path, tmp_path: Path) -> Path:
+    """A copy of the reproduced clone (work tree with every output, git history, DVC cache, training
+    checkpoints) for one test to change. Links are copied as files, and DVC's state (.dvc/tmp) is left behind: the copy
+    shares nothing with the original, and DVC hashes its files afresh."""
+    dest = tmp_path / "repo"
+    shutil.copytree(reproduced, dest, ignore=lambda folder, _: ["tmp"] if Path(folder).name == ".dvc" else [])
+    return dest
 
 
 @pytest.fixture(autouse=True)

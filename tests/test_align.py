@@ -207,7 +207,6 @@ def test_align_params_are_checked() -> None:
 @pytest.fixture(scope="module")
 def dlib_points() -> np.ndarray:
     """The landmarks stage's dlib68 points of the astronaut (default detector settings)."""
-    pytest.importorskip("dlib")
     from fer_pipeline.landmarks import dlib68
 
     pts, status = dlib68.load(dlib68.Dlib68Config()).detect(astronaut())

@@ -1,4 +1,5 @@
-"""End-to-end: `dvc repro` with each `aus.source` (none, synthetic, import) and both `aumaps.mode`s in a clone."""
+"""End-to-end: `dvc repro` with each `aus.source` (none, synthetic, import) and both `aumaps.mode`s in a copy of the
+shared reproduced clone (tests/conftest.py: tiny params, AUs 60% present)."""
 
 from __future__ import annotations
 
@@ -10,21 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import run, set_params
+from tests.conftest import TINY, run, set_params
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "synthetic.n": 70,
-    "synthetic.size": 64,
-    "synthetic.au_presence": 0.6,
-    "train.input_size": 64,
-    "train.epochs": 1,
-    "train.batch_size": 16,
-    "evaluate.faithfulness_n": 8,
-    "aumaps.n_jobs": 1,
-    "landmarks.n_jobs": 1,
-}
 STORE, AUS = "data/aumaps/synthetic.h5", "data/aus/synthetic.h5"
 
 
@@ -33,9 +23,8 @@ def has_map(repo: Path) -> np.ndarray:
         return f["has_map"][()]
 
 
-def test_repro_with_each_au_source(clone: Path) -> None:
-    set_params(clone, TINY)
-    run(["dvc", "repro", "aumaps"], clone)  # aus.source none (the default): an empty store, codebook maps
+def test_repro_with_each_au_source(repro_clone: Path) -> None:
+    clone = repro_clone  # reproduced with aus.source none (the default): an empty store, codebook maps
     with h5py.File(clone / AUS, "r") as f:
         assert f.attrs["source"] == "none" and f["status"].shape == (0,)
     codebook = (clone / STORE).read_bytes()
@@ -59,7 +48,7 @@ def test_repro_with_each_au_source(clone: Path) -> None:
     of.loc[0, " AU12_r"] = 9.0
     of.drop(index=1).to_csv(clone / "openface.csv", index=False)
     out = run(["python", "-m", "fer_pipeline.cli", "aus", "import", "openface.csv"], clone).stdout
-    assert "68 ok, 1 without a row, 1 invalid" in out
+    assert f"{TINY['synthetic.n'] - 2} ok, 1 without a row, 1 invalid" in out
     set_params(clone, {"aus.source": "import"})
     run(["dvc", "repro", "aumaps"], clone)
     with h5py.File(clone / AUS, "r") as f:

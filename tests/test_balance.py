@@ -166,6 +166,7 @@ def plain(tiny: tuple[Path, pd.DataFrame], tmp_path_factory: pytest.TempPathFact
         return _train("none", *tiny, out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["weights", "sampler"])
 def test_tiny_training_with_balance(mode: str, tiny, plain, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """1 epoch, resnet10t at 32 px, guided: the mode is recorded in model.pt, logged, and changes the weights."""

@@ -16,7 +16,7 @@ from fer_pipeline.core import paths
 from fer_pipeline.core.crossdata import cross_names, cross_params, evaluated_rows, stage_params
 from fer_pipeline.core.labels import LABELS
 from fer_pipeline.report.tables import METRICS, cross_table, missing_classes, render_cross, with_cross_columns
-from tests.conftest import ROOT, run, set_params
+from tests.conftest import ROOT, TINY, run, set_params
 
 BASE = {
     "data": {"dataset": "synthetic", "root": "data/raw/synthetic", "seed": 0},
@@ -105,13 +105,12 @@ def test_the_demo_has_no_extra_dataset_stages() -> None:
 
 
 @pytest.mark.slow
-def test_two_synthetic_sets_and_the_astronaut_through_dvc_repro(clone: Path) -> None:
+def test_two_synthetic_sets_and_the_astronaut_through_dvc_repro(repro_clone: Path) -> None:
     from tests.dataset_trees import astronaut, save
 
+    clone = repro_clone  # the shared reproduced clone (tests/conftest.py): prepare, landmarks and aus stay cached
     save(clone / "data/raw/astro/test/happy/astronaut.png", astronaut())
     set_params(clone, {
-        "synthetic.n": 84, "synthetic.size": 64, "train.input_size": 64, "train.epochs": 1, "train.batch_size": 16,
-        "aumaps.n_jobs": 1, "landmarks.n_jobs": 1, "evaluate.faithfulness_n": 8,
         "align.mode": "similarity", "align.size": 64,  # every dataset's faces framed on the template (align-x@<name>)
         "crossdata": {
             "wide": {"dataset": "synthetic", "root": "data/raw/synthetic",
@@ -125,7 +124,8 @@ def test_two_synthetic_sets_and_the_astronaut_through_dvc_repro(clone: Path) -> 
     run(["dvc", "repro"], clone)
     wide = pd.read_csv(clone / "data/prepared/x/wide/manifest.csv")
     tilted = pd.read_csv(clone / "data/prepared/x/tilted/manifest.csv")
-    assert len(wide) == len(tilted) == 28 and len(pd.read_csv(clone / "data/prepared/synthetic/manifest.csv")) == 84
+    own_n = len(pd.read_csv(clone / "data/prepared/synthetic/manifest.csv"))
+    assert len(wide) == len(tilted) == 28 and own_n == TINY["synthetic.n"]
     own = (clone / "data/prepared/synthetic/images/syn_000000.png").read_bytes()
     assert (clone / "data/prepared/x/wide/images/syn_000000.png").read_bytes() != own  # another seed and framing
     n = {}

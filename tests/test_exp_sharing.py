@@ -9,25 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import make_clone, run, set_params
+from tests.conftest import run
 
 pytestmark = pytest.mark.slow
 
-TINY = {  # the cheapest end-to-end run (tests/test_reliability.py's TINY, 1 epoch, one method)
-    "synthetic.n": 56,
-    "synthetic.size": 64,
-    "train.backbone": "resnet10t",
-    "train.input_size": 32,
-    "train.epochs": 1,
-    "train.batch_size": 8,
-    "train.device": "cpu",
-    "evaluate.faithfulness_n": 4,
-    "evaluate.deletion_steps": 4,
-    "evaluate.figure_samples": 1,
-    "aumaps.n_jobs": 1,
-    "landmarks.n_jobs": 1,
-    "report.methods": ["cam"],
-}
 MODEL = "models/cam-aus/model.pt"
 
 
@@ -45,14 +30,13 @@ def experiments(repo: Path) -> dict[str, dict]:
     return out
 
 
-def test_exp_push_then_pull_on_a_fresh_clone(tmp_path: Path) -> None:
-    a = make_clone(tmp_path / "a")
-    set_params(a, TINY)
+def test_exp_push_then_pull_on_a_fresh_clone(repro_clone: Path, tmp_path: Path) -> None:
+    a = repro_clone  # machine A: the shared reproduced clone (tests/conftest.py), tiny params, one method
     run(["git", "init", "-q", "--bare", str(tmp_path / "origin.git")], tmp_path)
     run(["git", "remote", "add", "origin", str(tmp_path / "origin.git")], a)
     run(["dvc", "remote", "add", "-d", "team", str(tmp_path / "dvc-remote")], a)
     run(["git", "add", "-A"], a)
-    run(["git", "commit", "-q", "-m", "tiny params, team remotes"], a)
+    run(["git", "commit", "-q", "-m", "team remotes"], a)
     run(["git", "push", "-q", "origin", "HEAD:refs/heads/main"], a)
 
     # Machine A: two experiments, pushed (git refs to origin, their outputs to the DVC remote).

@@ -20,8 +20,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The dry run: every section at tiny sizes on the CPU (inductor on CPU would take minutes; aot_eager traces the same graph).
+#: Its budget is an hour so that no section is skipped for time on a loaded machine: the test checks what the sections
+#: measure, not how fast (the dry run's wall time against the GPU call's budget: benchmarks/timed_checks.py).
 DRY_RUN = [
-    "--device", "cpu", "--budget", "300", "--backbone", "resnet10t", "--size", "32", "--output-stride", "16", "--n", "42",
+    "--device", "cpu", "--budget", "3600", "--backbone", "resnet10t", "--size", "32", "--output-stride", "16", "--n", "42",
     "--batches", "4,8", "--steps", "2", "--warmup", "1", "--rounds", "1", "--workers", "1", "--worker-grid", "0,1",
     "--jobs", "2", "--train-batch", "4", "--train-epochs", "1", "--faithfulness-n", "4", "--compile-backend", "aot_eager",
 ]
@@ -54,9 +56,10 @@ def test_a_failing_or_overrunning_section_is_recorded_and_the_next_one_runs(gpu_
     assert ok["ok"] and ok["x"] == 1 and ok["seconds"] >= 0
     bad = gpu_check.guarded(lambda: {"x": 1 / 0}, 10)
     assert not bad["ok"] and bad["error"].startswith("ZeroDivisionError") and "1 / 0" in bad["where"]
-    t = time.perf_counter()
+    # the alarm cuts the section short: had the 5 s sleep run to its end, the section would have returned ok. (How soon
+    # the record comes is timed in benchmarks/timed_checks.py, not here.)
     late = gpu_check.guarded(lambda: time.sleep(5) or {}, 0.2)
-    assert not late["ok"] and late["error"].startswith("SectionTimeout") and time.perf_counter() - t < 3
+    assert not late["ok"] and late["error"].startswith("SectionTimeout") and "ran past" in late["error"]
 
 
 def test_sections_the_budget_cannot_afford_are_skipped_and_recorded(gpu_check: ModuleType, tmp_path: Path) -> None:

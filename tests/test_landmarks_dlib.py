@@ -11,7 +11,7 @@ import pytest
 from fer_pipeline.landmarks import dlib68
 from fer_pipeline.landmarks.extract import Dlib68Backend
 from fer_pipeline.landmarks.store import Status, write_landmark_store
-from tests.dataset_trees import ASTRONAUT_FACE, astronaut, astronaut_crop, face, save
+from tests.dataset_trees import ASTRONAUT_FACE, ASTRONAUT_POINTS, astronaut, astronaut_crop, face, save
 
 
 def assert_anatomical(pts: np.ndarray) -> None:
@@ -25,20 +25,44 @@ def assert_anatomical(pts: np.ndarray) -> None:
     assert pts[36:42, 0].mean() < pts[42:48, 0].mean()  # image-left eye first (iBUG order)
 
 
+def iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
+    """Intersection over union of two (left, top, right, bottom) boxes."""
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])
+    return w * h / (area - w * h)
+
+
+def features(pts: np.ndarray) -> dict[str, np.ndarray]:
+    """The 68 points read as the hand-measured features of `ASTRONAUT_POINTS` (eye centres, nose tip, mouth, chin)."""
+    return {"eye_left": pts[36:42].mean(0), "eye_right": pts[42:48].mean(0), "nose": pts[30], "mouth": pts[48:68].mean(0),
+            "chin": pts[8]}
+
+
+#: The astronaut's inter-ocular distance (hand-measured pupils), the unit of the point tolerances below.
+IOD = float(np.hypot(*np.subtract(ASTRONAUT_POINTS["eye_right"], ASTRONAUT_POINTS["eye_left"])))
+
+
 @pytest.mark.parametrize("detector", ["hog", "haar"])
 def test_astronaut_one_face_68_points(detector: str) -> None:
+    """Box and points against the face measured by hand (tests/dataset_trees.py), not against a detector's own output."""
     model = dlib68.load(dlib68.Dlib68Config(detector, ()))
     box, status = model.locate(astronaut())
     assert status == Status.OK
-    left, top, right, bottom = ASTRONAUT_FACE
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    assert left < cx < right and top < cy < bottom  # the one face kept is the astronaut's, not a false positive
+    # the one face kept is the astronaut's, not a false positive: it overlaps the hand-drawn box and holds eyes and mouth
+    assert iou(box, ASTRONAUT_FACE) > 0.5, box
+    for key in ("eye_left", "eye_right", "mouth"):
+        x, y = ASTRONAUT_POINTS[key]
+        assert box[0] < x < box[2] and box[1] < y < box[3], (key, box)
     pts, status = model.detect(astronaut())
     assert status == Status.OK
     assert_anatomical(pts)
-    # the jaw brackets the detected face: its ends sit at the box's left and right edges
-    assert abs(pts[0, 0] - left) < 0.2 * (right - left) and abs(pts[16, 0] - right) < 0.2 * (right - left)
-    assert pts[:, 1].min() > top - 0.3 * (bottom - top) and pts[8, 1] > bottom - 0.2 * (bottom - top)
+    # each feature within 0.15 inter-ocular distances (~7 px) of where it was measured by hand
+    for key, got in features(pts).items():
+        assert np.hypot(*(got - ASTRONAUT_POINTS[key])) < 0.15 * IOD, (key, got)
+    # the jaw brackets the face: its ends sit at the face's hand-measured edges (within a tenth of its width)
+    left, _, right, _ = ASTRONAUT_FACE
+    assert abs(pts[0, 0] - left) < 0.1 * (right - left) and abs(pts[16, 0] - right) < 0.1 * (right - left)
 
 
 def test_hog_keeps_the_best_scoring_face() -> None:
@@ -109,10 +133,12 @@ def test_large_photo_detected_on_a_shrunk_copy() -> None:
     cfg = dlib68.Dlib68Config("hog", ())
     assert cfg.detect_max_side == dlib68.DETECT_MAX_SIDE == 800
     box, status = dlib68.load(cfg).locate(big)
-    left, top, right, bottom = (2 * v + off for v, off in zip(ASTRONAUT_FACE, (500, 200, 500, 200), strict=True))
-    assert status == Status.OK and max(abs(a - b) for a, b in zip(box, (left, top, right, bottom), strict=True)) < 25
+    hand = tuple(2 * v + off for v, off in zip(ASTRONAUT_FACE, (500, 200, 500, 200), strict=True))  # the hand-drawn box at 2x
+    assert status == Status.OK and iou(box, hand) > 0.5, box
     pts, _ = dlib68.load(cfg).detect(big)
     assert_anatomical(pts)
+    for key, got in features(pts).items():  # full-size points: on her features at 2x, within 0.15 IOD
+        assert np.hypot(*(got - (2 * np.array(ASTRONAUT_POINTS[key]) + (500, 200)))) < 0.15 * 2 * IOD, (key, got)
     assert dlib68.attrs(cfg)["detect_max_side"] == 800 and "detect_max_side" not in dlib68.attrs(
         dlib68.Dlib68Config("hog", (), detect_max_side=0)
     )

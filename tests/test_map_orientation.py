@@ -24,6 +24,7 @@ from tests.faces import face_tensors
 from tests.test_methods import TINY, TRAIN
 
 torch.set_num_threads(2)
+pytestmark = pytest.mark.slow  # every case trains a model
 SIZE, STEPS, LAM = 48, 60, 4.0
 #: The two transformer methods need more steps before hiding the AU region lowers their class score: at 60 steps that
 #: precondition read +0.076 (APViT) and -0.027 (TS-CAM) at 2 threads, -0.019 and +0.011 at 1, a verdict on the last

@@ -1,4 +1,5 @@
-"""End-to-end: `dvc repro` in a temporary clone with tiny params, then targeted reruns and determinism."""
+"""End-to-end: `dvc repro` in a temporary clone with tiny params (the shared reproduced clone, tests/conftest.py), then targeted
+reruns and determinism."""
 
 from __future__ import annotations
 
@@ -12,15 +13,6 @@ from tests.conftest import run, set_params
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "synthetic.n": 140,
-    "synthetic.size": 64,
-    "train.input_size": 64,
-    "train.epochs": 1,
-    "train.batch_size": 16,
-    "aumaps.n_jobs": 1,
-    "landmarks.n_jobs": 1,
-}
 UPSTREAM = ("prepare", "landmarks", "aumaps")
 
 
@@ -34,9 +26,9 @@ def changed(repo: Path) -> set[str]:
     return set(json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}"))
 
 
-def test_repro_then_targeted_reruns(clone: Path) -> None:
-    set_params(clone, TINY)
-    first = run(["dvc", "repro"], clone).stdout
+def test_repro_then_targeted_reruns(reproduced: Path, repro_clone: Path) -> None:
+    clone = repro_clone  # the shared `dvc repro` with tiny params (tests/conftest.py), committed
+    first = (reproduced.parent / "repro.log").read_text()
     assert ran(first) >= {*UPSTREAM, "train-baseline@cam-noaus", "train@cam-aus", "evaluate@cam-aus", "report"}
     for run_id in ("cam-noaus", "cam-aus"):
         m = json.loads((clone / "metrics" / f"{run_id}.json").read_text())  # headline scalars only
@@ -44,10 +36,7 @@ def test_repro_then_targeted_reruns(clone: Path) -> None:
         assert "per_class" not in m and "per_class" in json.loads((clone / "plots" / run_id / "details.json").read_text())
     report = (clone / "reports" / "tables.md").read_text()
     assert "CAM-COS" in report and "88.20" in report  # the paper's CAM accuracy sits beside ours
-    assert changed(clone) == set()
-
-    run(["git", "add", "-A"], clone)
-    run(["git", "commit", "-q", "-m", "baseline"], clone)
+    assert changed(clone) == set() and not run(["git", "status", "--porcelain"], clone).stdout  # up to date, committed
 
     # A layer or alignment-loss change: only the guided train stage is out of date, never the λ = 0 baseline.
     for change in ({"train.layers": [4]}, {"train.align_loss": "l1"}):
@@ -89,9 +78,8 @@ def test_repro_then_targeted_reruns(clone: Path) -> None:
     assert "prepare" not in ran(log)
 
 
-def test_landmarks_and_aumaps_are_byte_identical(clone: Path) -> None:
-    set_params(clone, TINY)
-    run(["dvc", "repro", "aumaps"], clone)
+def test_landmarks_and_aumaps_are_byte_identical(repro_clone: Path) -> None:
+    clone = repro_clone
     stores = [clone / "data/landmarks/synthetic.h5", clone / "data/aumaps/synthetic.h5"]
     before = [p.read_bytes() for p in stores]
     saved = clone / "saved"

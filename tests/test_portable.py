@@ -97,6 +97,7 @@ def test_the_fixture_file_round_trips(tmp_path: Path) -> None:
     assert set(kept["sha256"]) == set(portable_fixture.OUTPUTS) and kept["made_on"][0].startswith("CPU: ")
 
 
+@pytest.mark.slow
 def test_portable_training_gives_the_committed_bytes() -> None:
     """The fixture's model.pt, metrics.json and details.json hashes equal the committed ones (any x86-64 AVX2 machine).
     In a fresh process, as a stage runs. Regenerate after a change to the training, evaluation or params.yaml `train`:

@@ -25,6 +25,8 @@ from fer_pipeline.models.io import save_model
 from fer_pipeline.predict import CSV_COLUMNS, FrameConfig, predict
 from fer_pipeline.predict.frame import BAD_IMAGE, FALLBACK, NO_FACE, OK
 from fer_pipeline.predict.inputs import read_inputs
+from tests.conftest import favour_class
+from tests.dataset_trees import astronaut
 from tests.faces import write_faces
 
 torch.set_num_threads(2)
@@ -89,6 +91,7 @@ def test_probabilities_equal_the_evaluation_path(model_path: Path, faces: tuple[
     assert (got["pred"] == [LABELS[k] for k in want.argmax(axis=1)]).all()
     assert (got["correct"] == (want.argmax(axis=1) == manifest["label"].to_numpy())).all()
     scored = got["pred"] != "neutral"
+    assert scored.any(), got["pred"]  # else the cosine check below would hold for no row
     assert got.loc[scored, "cam_cos"].between(0, 1).all() and got.loc[~scored, "cam_cos"].isna().all()
 
 
@@ -157,15 +160,18 @@ def test_astronaut_is_framed_as_the_model_was_trained(
 ) -> None:
     """A 512 x 512 photo: HOG finds the face; a model trained on whole pre-aligned images (`align.mode: none`) gets the
     whole photo resized, one trained with `similarity` gets her face warped with the eyes on the template."""
-    skimage_data = pytest.importorskip("skimage.data")
     src = tmp_path / "in"
     src.mkdir()
-    cv2.imwrite(str(src / "astronaut.png"), cv2.cvtColor(skimage_data.astronaut(), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(src / "astronaut.png"), cv2.cvtColor(astronaut(), cv2.COLOR_RGB2BGR))
     aligned = Alignment("similarity", DEFAULT_TEMPLATE, 112)
     torch.manual_seed(0)
     model = create_model("cam", backbone="resnet10t", output_stride=8, input_size=SIZE)
     save_model(tmp_path / "aligned.pt", model, {"input_size": SIZE, RECORD_KEY: aligned.to_dict()})
-    for name, path in (("none", model_path), ("similarity", tmp_path / "aligned.pt")):
+    # Copies that predict happiness whatever they see (the bias does not enter the maps): her maps are always scored.
+    happy = LABELS.index("happiness")
+    whole = favour_class(model_path, tmp_path / "whole-happy.pt", happy)
+    warped = favour_class(tmp_path / "aligned.pt", tmp_path / "aligned-happy.pt", happy)
+    for name, path in (("none", whole), ("similarity", warped)):
         out, maps = tmp_path / f"{name}.csv", tmp_path / f"{name}.h5"
         assert (
             cli.main(["predict", str(src), "--model", str(path), "--out", str(out), "--maps", str(maps), "--device", "cpu"]) == 0
@@ -183,8 +189,13 @@ def test_astronaut_is_framed_as_the_model_was_trained(
             want = template(Alignment("similarity", DEFAULT_TEMPLATE, SIZE))[:2]  # the eyes' anchors at the input size
             eyes = anchor_points(points)[:2]
             assert np.abs(eyes - want).max() < 2.0
-        if row["pred"] != "neutral":
-            assert math.isfinite(row["cam_cos"]) and 0.0 <= row["cam_cos"] <= 1.0
+        assert row["pred"] == "happiness" and math.isfinite(row["cam_cos"]) and 0.0 <= row["cam_cos"] <= 1.0
+    # a neutral prediction has no AU map to score against: empty scores, still a row
+    out = tmp_path / "neutral.csv"
+    neutral = favour_class(model_path, tmp_path / "whole-neutral.pt", LABELS.index("neutral"))
+    assert cli.main(["predict", str(src), "--model", str(neutral), "--out", str(out), "--device", "cpu"]) == 0
+    row = pd.read_csv(out).iloc[0]
+    assert row["status"] == OK and row["pred"] == "neutral" and math.isnan(row["cam_cos"])
 
     # `--detect-max-side` reaches the detector: shrunk to 48 px her face is too small for HOG (no fallback tried).
     out = tmp_path / "small.csv"

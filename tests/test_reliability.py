@@ -33,7 +33,7 @@ from fer_pipeline.models import create_model, load_model, save_model
 from fer_pipeline.train.checkpoint import load_checkpoint
 from fer_pipeline.validate import ParamsError, check_stage
 from tests.badinput import face, import_csv_rows, manifest_only, write_corpus
-from tests.conftest import ROOT, make_clone, run, set_params
+from tests.conftest import ROOT, run, set_params
 
 torch.set_num_threads(2)
 HOOK = Path(__file__).parent / "killpoint"
@@ -83,6 +83,7 @@ def test_bad_images_become_statuses_never_dropped(tmp_path: Path, caplog: pytest
     assert again.reasons == table.reason and np.array_equal(again.sizes, table.image_size)
 
 
+@pytest.mark.slow
 def test_bad_input_through_the_stages(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, request: pytest.FixtureRequest
 ) -> None:
@@ -332,22 +333,6 @@ def test_params_yaml_is_loaded_safely(tmp_path: Path) -> None:
 
 # --- SIGKILL mid-write, rerun, and two `dvc repro` runs ------------------------------------------------------------
 
-TINY = {
-    "synthetic.n": 56,
-    "synthetic.size": 64,
-    "train.backbone": "resnet10t",  # the smallest timm ResNet: 4x cheaper than resnet18, same code paths
-    "train.input_size": 32,
-    "train.epochs": 2,
-    "train.batch_size": 8,
-    "train.device": "cpu",
-    "train.threads": 1,  # tiny models: one thread is fastest (a fixed count: the bytes depend on it)
-    "evaluate.faithfulness_n": 4,
-    "evaluate.deletion_steps": 4,
-    "aumaps.n_jobs": 1,
-    "landmarks.n_jobs": 1,
-}
-
-
 def outs(repo: Path) -> dict[str, str]:
     """Every out's md5 in dvc.lock (stage/path -> md5), metrics and plots included."""
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
@@ -359,6 +344,10 @@ def stage_script(repo: Path, script: str, *args: str) -> str:
     return run([sys.executable, f"pipeline/{script}.py", *args], repo).stdout
 
 
+#: Seconds a stage may take to reach its kill point (each takes a few on 2 cores): past it the test fails, never hangs.
+KILL_POINT_DEADLINE_S = 600.0
+
+
 def kill_during(repo: Path, target: str, n: int, script: str, *args: str) -> None:
     """Start a stage, SIGKILL it right after its n-th call of `target` (module:function)."""
     marker = repo.parent / f"paused-{script}"
@@ -366,10 +355,16 @@ def kill_during(repo: Path, target: str, n: int, script: str, *args: str) -> Non
     env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{HOOK}", "FER_PAUSE": f"pipeline/{script}.py|{target}|{n}|{marker}"}
     cmd = [sys.executable, f"pipeline/{script}.py", *args]
     proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + KILL_POINT_DEADLINE_S
     try:
         while not marker.exists():
             if proc.poll() is not None:
                 raise AssertionError(f"{script} ended before the kill point:\n{proc.stdout.read()[-3000:]}")
+            if time.monotonic() > deadline:
+                proc.kill()
+                out = proc.communicate(timeout=60)[0]
+                raise AssertionError(f"{script} did not reach its kill point (call {n} of {target}) within "
+                                     f"{KILL_POINT_DEADLINE_S:.0f} s; killed. Is tests/killpoint on its path?\n{out[-3000:]}")
             time.sleep(0.05)
         time.sleep(0.05)  # the pid is written just before the sleep starts
         os.kill(int(marker.read_text()), signal.SIGKILL)
@@ -391,16 +386,16 @@ def tree(folder: Path) -> dict[str, bytes]:
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_gives_run_ones_hashes(tmp_path: Path) -> None:
-    """Run 1: `dvc repro`. Run 2: every stage's command again, prepare/landmarks/aumaps/train first SIGKILLed mid-write.
+def test_sigkill_then_rerun_gives_run_ones_hashes(repro_clone: Path) -> None:
+    """Run 1: `dvc repro` (the shared one, tests/conftest.py: 2 epochs, one thread). Run 2: every stage's command again,
+    prepare/landmarks/aumaps/train first SIGKILLed mid-write.
 
     A killed stage leaves no half-written output under a real name (only temps, removed by the rerun); train resumes
     from its epoch-1 checkpoint and ends with the uninterrupted run's weights, logs and checkpoint, byte for byte.
     At the end `dvc status` finds every output's hash equal to run 1's dvc.lock: two runs, identical hashes.
     """
-    repo = make_clone(tmp_path / "repo")
-    set_params(repo, TINY)
-    run(["dvc", "repro"], repo)
+    repo = repro_clone
+    assert json.loads(run(["dvc", "status", "--json"], repo).stdout or "{}") == {}  # run 1 is complete and up to date
     first = outs(repo)
     assert len(first) >= 15  # prepare, landmarks, aumaps, 2 x train (model, checkpoints, dvclive), 2 x evaluate, report
     prepared, lm, am = repo / "data/prepared/synthetic", repo / "data/landmarks/synthetic.h5", repo / "data/aumaps/synthetic.h5"

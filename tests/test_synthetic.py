@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 
@@ -268,14 +266,6 @@ def test_config_is_validated() -> None:
         SyntheticConfig(codebook="nope")
     with pytest.raises(ValueError):
         make_sample(0, 0, NUM_CLASSES, "train", CFG)
-
-
-def test_generation_is_cheap() -> None:
-    make_sample(0, 0, 0, "train", CFG)
-    t = time.process_time()
-    for i in range(100):
-        make_sample(0, i, i % NUM_CLASSES, "train", CFG)
-    assert (time.process_time() - t) / 100 < 0.02  # ~2 ms typical; generous bound for loaded machines
 
 
 def test_prepare_writes_the_same_bytes_in_parallel(tmp_path) -> None:

@@ -162,6 +162,7 @@ def test_neutral_rows_never_have_a_map(synth: tuple[Path, pd.DataFrame]) -> None
 # --- training + evaluation --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_then_evaluate(synth: tuple[Path, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """2 epochs with λ = 4 on real synthetic faces: model, DVCLive logs, then metrics and the confusion CSV."""
     root, manifest = synth
@@ -241,6 +242,7 @@ def test_train_then_evaluate(synth: tuple[Path, pd.DataFrame], tmp_path: Path, m
     assert [(tmp_path / f).read_bytes() for f in ("m/metrics.json", "plots/details.json")] == first
 
 
+@pytest.mark.slow
 def test_resume_gives_the_same_weights(synth: tuple[Path, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """1 epoch, stop, resume to 2 == 2 epochs straight (CPU, fixed seed); image caching must not change anything."""
     root, manifest = synth
@@ -291,6 +293,7 @@ def test_resume_gives_the_same_weights(synth: tuple[Path, pd.DataFrame], tmp_pat
     assert other["epochs_run"] == 1
 
 
+@pytest.mark.slow
 def test_baseline_depends_on_no_alignment_param(synth: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
     """λ = 0 (the train-baseline stage): the same model.pt bytes whatever train.layers / align_loss say and whether an
     AU-map store is given, and nothing of the alignment in its logs (DVC may then leave it out of a λ/layer sweep)."""
