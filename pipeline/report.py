@@ -74,7 +74,7 @@ def main() -> None:
     counts = summary_text(summarize_stores(paths.manifest_path(dataset), paths.aumap_store(dataset), points))
     text = render_report(table, shortcut, dataset, notes, recall_table(metrics, methods), counts)
     scores = {run: read_scores(paths.scores_path(run), str(paths.scores_path(run))) for run in metrics}
-    noise = read_noise(reader(Path("."), WORKSPACE), WORKSPACE)  # one-seed runs' training noise (noise/seed-noise.json)
+    noise = read_noise(reader(Path("."), WORKSPACE))  # one-seed runs' training noise (noise/seed-noise.json)
     diffs = method_differences(scores, metrics, methods, noise)
     seeds = max(len((d.get("seeds") or {}).get("seeds", [0])) for d in metrics.values())  # report.extra_seeds + 1
     lines = noise_header(noise, {"params.yaml": params})

@@ -119,6 +119,9 @@ TINY = {
     "aumaps.n_jobs": 1,
     "landmarks.n_jobs": 1,
     "report.methods": ["cam"],
+    "pretrain.n": 70,  # the pretrain stage runs as in the demo, on 70 faces for 1 epoch
+    "pretrain.epochs": 1,
+    "pretrain.batch_size": 16,
 }
 
 

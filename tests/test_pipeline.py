@@ -63,10 +63,12 @@ def test_repro_then_targeted_reruns(reproduced: Path, repro_clone: Path) -> None
     assert all(k in shown for k in ("cl", "cam.cos", "att.cos")) and max(map(len, shown.splitlines())) <= 124, shown
     assert any(p.endswith("val/cam-aus.json") for p, _ in keys)  # the validation metrics (ablations choose on them)
 
-    # fer review reads both commits: the untouched baseline is within noise, the guided run's changes are banded.
+    # fer review reads both commits: the untouched baseline is within noise, the guided run's changes are banded with
+    # the committed seed noise, whose header flags the params the tiny runs changed.
     review = run(["python", "-m", "fer_pipeline.cli", "review", "HEAD~1", "HEAD"], clone).stdout
     lines = {tuple(line.split()[:2]): line for line in review.splitlines() if line.startswith("cam-")}
-    assert lines["cam-noaus", "cl"].endswith("within noise") and "[+0.00, +0.00]" in lines["cam-noaus", "cl"], review
+    assert lines["cam-noaus", "cl"].endswith("within noise") and " +0.00 " in lines["cam-noaus", "cl"], review
+    assert "training noise of one-seed runs: HEAD~1:noise/seed-noise.json" in review and "synthetic.n (2000 → 56)" in review
     assert all(lines["cam-aus", k].endswith(("better", "worse", "within noise")) for k in ("cl", "cam.cos", "att.cos"))
     assert "## Noise bands" in (clone / "reports" / "tables.md").read_text()
 

@@ -104,10 +104,11 @@ def measure(seeds_by_run: Mapping[str, Mapping[str, Any]], rev: str, params: Map
     return SeedNoise(rev, next(iter(found.values())), sd, training_params(params))
 
 
-def read_noise(read: Any, where: str) -> SeedNoise | None:
-    """The noise file as `read(path) -> bytes | None` sees it at one revision (None when it has none)."""
+def read_noise(read: Any, where: str = "") -> SeedNoise | None:
+    """The noise file as `read(path) -> bytes | None` sees it at revision `where` ("": the report's own checkout;
+    None when it has none)."""
     raw = read(str(NOISE_FILE))
-    return None if raw is None else from_json(raw, f"{where}:{NOISE_FILE}")
+    return None if raw is None else from_json(raw, f"{where}:{NOISE_FILE}" if where else str(NOISE_FILE))
 
 
 def read_params(read: Any) -> dict[str, Any]:
