@@ -49,8 +49,8 @@ def demo_config() -> Any:
 
 
 def pretrained_weights(work: Path, cfg: Any) -> str:
-    """The demo's `pretrain` task, shrunk to 70 faces and 1 epoch, saved as stage pretrain saves it ("none" when the
-    demo does not pretrain)."""
+    """The demo's `pretrain` task, shrunk to 70 faces and 1 epoch, saved in `work` as stage pretrain saves it; its name
+    relative to `work` ("none" when the demo does not pretrain)."""
     import torch
 
     from fer_pipeline.core.io import load_params
@@ -62,7 +62,7 @@ def pretrained_weights(work: Path, cfg: Any) -> str:
         return "none"
     state, _ = pretrain_backbone(pcfg, cfg)
     torch.save({"state_dict": state}, work / "backbone.pt")
-    return str(work / "backbone.pt")
+    return "backbone.pt"  # relative to `work`, where the training runs: model.pt records the name, not a temp path
 
 
 def run_fixture(work: Path) -> dict[str, str]:

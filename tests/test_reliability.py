@@ -99,6 +99,7 @@ def test_bad_input_through_the_stages(
             "train.batch_size": 8,
             "train.device": "cpu",
             "train.threads": 1,
+            "train.pretrained": "none",  # the stages run one by one here, without stage pretrain
             "evaluate.faithfulness_n": 4,
             "evaluate.deletion_steps": 4,
             "landmarks.n_jobs": 1,

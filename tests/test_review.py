@@ -127,7 +127,7 @@ def test_training_noise_widens_the_band_and_t_on_seeds() -> None:
 
 
 def test_seed_noise_measured_from_a_seeded_revision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`fer seed-noise REV` writes each run's sd over its seeds with the revision and the params; the review header
+    """`fer noise REV` writes each run's sd over its seeds with the revision and the params; the review header
     names it and flags the params the reviewed revision changed."""
     run(["git", "init", "-q"], tmp_path)
     write_text(tmp_path / "params.yaml", "train:\n  lambda: 4.0\n  seed: 0\nreport:\n  extra_seeds: [1, 2]\n")
@@ -138,7 +138,7 @@ def test_seed_noise_measured_from_a_seeded_revision(tmp_path: Path, capsys: pyte
         write_json(tmp_path / paths.metrics_path(name), headline({**point, "cl": spread["cl"]["mean"], "n": len(s)}), ndigits=4)
         write_json(tmp_path / paths.details_path(name), {**point, "band": band(s), "seeds": spread})
     commit(tmp_path, "seeds")
-    assert main(["seed-noise", "HEAD", "--repo", str(tmp_path)]) == 0
+    assert main(["noise", "HEAD", "--repo", str(tmp_path)]) == 0
     noise = from_json((tmp_path / NOISE_FILE).read_text())
     assert noise.seeds == (0, 1, 2) and noise.rev == resolve(tmp_path, "HEAD")
     assert noise.sd["cam-noaus"]["cl"] == pytest.approx(10.0) and noise.sd["cam-aus"]["cl"] == pytest.approx(1.0)

@@ -1,4 +1,4 @@
-"""`fer seed-noise [REV]`: measure the training noise of each run from a revision trained over several seeds and
+"""`fer noise [REV]`: measure the training noise of each run from a revision trained over several seeds and
 commit it (noise/seed-noise.json), so that `fer review` and the report can judge one-seed changes."""
 
 from __future__ import annotations
@@ -10,16 +10,15 @@ from typing import Any
 from fer_pipeline.cli.common import add_command
 
 EXAMPLES = """
-  dvc exp run -n seeds $(python -m fer_pipeline.core.presets params-seeds.yaml)   # every run over 5 seeds
-  fer seed-noise seeds                # sd over those seeds, per run and metric -> noise/seed-noise.json
-  fer seed-noise                      # the same from the workspace (after `dvc repro` of the seeds preset)
+  fer noise seeds      # after `dvc exp run -n seeds $(python -m fer_pipeline.core.presets params-seeds.yaml)`
+  fer noise            # the same from the workspace (after `dvc repro` with report.extra_seeds set)
 """
 
 
 def add_parser(subparsers: Any) -> None:
-    """Add `seed-noise` to the `fer` parser."""
+    """Add `noise` to the `fer` parser."""
     parser = add_command(
-        subparsers, "seed-noise",
+        subparsers, "noise",
         help="measure each run's spread over training seeds into noise/seed-noise.json (for fer review and the report)",
         description="Reads REV (a git revision, a `dvc exp` name, or the workspace), whose runs were trained over at "
         "least 3 seeds (report.extra_seeds), and writes per run and headline metric the standard deviation over the "
@@ -45,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
     write_noise(noise, out)
     for run, keys in sorted(noise.sd.items()):
         print(f"{run}: " + ", ".join(f"{k} sd {v:.4f}" for k, v in keys.items()))
-    print(f"seed-noise: {len(noise.seeds)} seeds {list(noise.seeds)} at {noise.rev[:7]} -> {out}")
+    print(f"noise: {len(noise.seeds)} seeds {list(noise.seeds)} at {noise.rev[:7]} -> {out}")
     return 0

@@ -23,7 +23,7 @@ def add_parser(subparsers: Any) -> None:
         description="Prints, per run and headline metric, the value at REV_A (default HEAD) and at REV_B (default the "
         "workspace), the change, its 95%% band and a verdict: better, worse or within noise. The band counts the test "
         "images (paired bootstrap) and the training: Student's t over the seeds of runs trained over several, else the "
-        "committed seed-noise measurement (noise/seed-noise.json, written by `fer seed-noise`); without one, a change of "
+        "committed seed-noise measurement (noise/seed-noise.json, written by `fer noise`); without one, a change of "
         "a one-seed run reads '1 seed, training noise unknown'. A revision is any git revision or a `dvc exp` name.",
         examples=EXAMPLES,
     )

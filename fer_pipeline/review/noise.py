@@ -2,7 +2,7 @@
 training seed alone (`noise/seed-noise.json`), and where it came from.
 
 A run trained with one seed has no spread of its own, and the bootstrap over the test images says nothing about the
-training. `fer seed-noise REV` reads a revision whose runs were trained over several seeds (the seeds preset,
+training. `fer noise REV` reads a revision whose runs were trained over several seeds (the seeds preset,
 `params-seeds.yaml`) and writes, per run and headline metric, the standard deviation over those seeds, with the
 revision and the params it was measured at. `fer review` and the report widen the band of a one-seed change by it,
 and say so; where it is missing they give no verdict ("1 seed, training noise unknown").
@@ -83,7 +83,7 @@ def from_json(raw: bytes | str, source: str = str(NOISE_FILE)) -> SeedNoise:
                          dict(data.get("params") or {}), source)
     except (ValueError, KeyError, TypeError) as e:
         raise ValueError(f"{source} is not a seed-noise file ({type(e).__name__}: {e}); regenerate it with "
-                         f"`fer seed-noise REV`") from None
+                         f"`fer noise REV`") from None
 
 
 def measure(seeds_by_run: Mapping[str, Mapping[str, Any]], rev: str, params: Mapping[str, Any]) -> SeedNoise:
@@ -128,7 +128,7 @@ def noise_header(noise: SeedNoise | None, params: Mapping[str, Mapping[str, Any]
     measured (`params`: revision name -> its params.yaml)."""
     if noise is None:
         return [f"training noise: runs over several seeds bring their own; no {NOISE_FILE} for one-seed runs (their "
-                f"changes get no verdict: `fer seed-noise` measures it)"]
+                f"changes get no verdict: `fer noise` measures it)"]
     lines = [f"training noise of one-seed runs: {noise.describe()}"]
     for rev, p in params.items():
         differ = noise.differs(p) if p else []
