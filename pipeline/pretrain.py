@@ -24,9 +24,7 @@ from fer_pipeline.validate import run_stage
 def main() -> None:
     params = load_params()
     cfg = PretrainConfig.from_params(params.get("pretrain") or {})
-    train = params["train"]
-    tcfg = TrainConfig(backbone=str(train["backbone"]), input_size=int(float(train["input_size"])),
-                       cpu_kernels=str(train.get("cpu_kernels", "portable")), threads=int(float(train.get("threads", 0))))
+    tcfg = TrainConfig.from_params(params["train"])  # cast and checked as the train stages do (backbone, size, kernels)
     check_disjoint(cfg, int(params["synthetic"]["seed"]), str(params["data"]["dataset"]))
     paths.PRETRAIN_DIR.mkdir(parents=True, exist_ok=True)  # DVC deleted the folder before the stage ran
     if cfg.task == "none":
