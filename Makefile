@@ -18,7 +18,7 @@ repro: install
 
 test: install
 	ruff check fer_pipeline pipeline tests benchmarks docs
-	python -m pytest -q -p no:cacheprovider tests
+	python -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup tests
 
 lint: install
 	ruff check fer_pipeline pipeline tests benchmarks docs

@@ -16,6 +16,9 @@ from fer_pipeline.core.numerics import PORTABLE_THREADS, cpu_environment
 # Before any test module imports torch: the suite runs under portable CPU kernels (AVX2 caps, a fixed thread count),
 # so no verdict hangs on the vector units of the machine that runs it (docs/guides/reproducibility.md).
 os.environ.update(cpu_environment("portable"))
+# Two test workers share the cores (`make test`: pytest-xdist): idle OpenMP threads sleep instead of spinning on the
+# core the other worker needs (as every stage script does; the policy changes timing, never the numbers).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,6 +34,20 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     if check and res.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
     return res
+
+
+#: Test files whose tests go to the workers one by one: each trains its own model, the module fixtures are cheap.
+SPLIT_FILES = ("tests/test_map_orientation.py",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Worker groups for `pytest -n 2 --dist loadgroup` (`make test`): every test that copies the reproduced clone runs
+    on one worker, so its `dvc repro` runs once; every other file stays whole on one worker with its module fixtures,
+    except `SPLIT_FILES`. Without pytest-xdist the marks do nothing."""
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        group = "reproduced" if "reproduced" in item.fixturenames else item.nodeid if path in SPLIT_FILES else path
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 #: Untracked files a developer may have added and not yet committed: copied so tests see them (never run outputs).

@@ -9,8 +9,10 @@ A faithful small version of the published model (IR-50 stages 1-3 -> 1x1 project
 - k is a fraction of the token count (`keep_ratio` = 160/196) so other input sizes keep the same share;
 - ATP ranks tokens by the class token's softmax attention summed over heads (the reference sums pre-softmax scores).
 APViT has no class-specific CAM (the paper reports no CAM-COS for it): its CAM, for every class, is the APP attention
-map. Layers 1..4: the stem's four levels; layer 5: the APP attention map (B, 1, h, w) — the alignment default, so the
-AU loss steers which patches are kept.
+map. Layers 1..4: the stem's four levels (4 = the map the tokens are projected from); layer 5: the APP attention map
+(B, 1, h, w). `params.yaml` aligns layer 4 (`methods.apvit.layers`), as the paper's code does (it aligns the stem's
+output, before the projection, and its scores never receive gradient); aligning layer 5 steers which tokens are kept
+and costs accuracy (docs/results/table1-cpu.md).
 """
 
 from __future__ import annotations

@@ -10,9 +10,11 @@ Both are max-type aggregations: only a window's maximum receives gradient. Train
 (which makes the face's layer-5 features large in every channel), peak stimulation falls into a trap: a class map whose
 face values are pushed below the rest never receives gradient there again, every class's map ends strongly negative on
 the face, the class evidence sits at off-face maxima (whose receptive field covers the face), and the min-max CAM lights
-the background. That is the aggregation's behaviour, not a sign error; `local_max` suffers less but its CAM-COS also
-falls with AUs on the demo, and it learns more slowly (docs/results/table1-cpu.md; `tests/test_map_orientation.py` pins
-the peak-stimulation trap as a strict xfail).
+the background. That is the aggregation's behaviour, not a sign error (`tests/test_map_orientation.py` pins the trap as
+a strict xfail). From a pretrained backbone `local_max` keeps its accuracy with AUs and its maximum moves onto the AU
+region, but its CAM-COS still falls a little: a quarter of the map's positions are some window's maximum, and the rest,
+which never receives the class gradient, is not pushed down off the AU region as CAM's is (`benchmarks/prm_maps.py`,
+docs/results/table1-cpu.md). With a 1 x 1 window the head is CAM's.
 CAM of class k: its class response map, min-max normalised like every bottom-up map (as the reference code does).
 Peak response maps proper (back-propagating every peak to the image, PRM §3.3, for instance masks) are not produced:
 they need one backward pass per peak and serve instance segmentation, not a per-class map.
