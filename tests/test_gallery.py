@@ -78,3 +78,27 @@ def test_docs_show_the_reports_gallery() -> None:
         assert filecmp.cmp(ROOT / "reports" / "figures" / name, ROOT / "docs" / "assets" / name, shallow=False), (
             f"docs/assets/{name} differs from the report's: run python docs/make_gallery.py"
         )
+
+
+def test_make_gallery_copies_a_table1_checkouts_gallery(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`docs/make_gallery.py --table1 DIR` copies DIR's gallery (the eleven methods) beside the demo's, byte for byte;
+    a checkout that has not run the preset is an error naming the file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_gallery", ROOT / "docs" / "make_gallery.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    figures = tmp_path / "demo" / "reports" / "figures"
+    figures.mkdir(parents=True)
+    for name in module.NAMES:
+        (figures / name).write_bytes(name.encode())
+    table1 = tmp_path / "t1" / "reports" / "figures"
+    table1.mkdir(parents=True)
+    (table1 / "gallery.png").write_bytes(b"eleven methods")
+    monkeypatch.setattr(module, "SOURCE", figures)
+    monkeypatch.setattr(module, "OUT", tmp_path / "assets")
+    (tmp_path / "assets").mkdir()
+    assert module.main(["--table1", str(tmp_path / "nowhere")]) == 1
+    assert module.main(["--table1", str(tmp_path / "t1")]) == 0
+    assert (tmp_path / "assets" / module.TABLE1).read_bytes() == b"eleven methods"
+    assert (tmp_path / "assets" / "gallery.png").read_bytes() == b"gallery.png"

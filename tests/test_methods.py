@@ -191,6 +191,19 @@ def test_forward_shapes_and_class_cam(method: str) -> None:
     assert not model.training
 
 
+def test_apvit_aligns_the_map_its_tokens_come_from() -> None:
+    """params.yaml aligns APViT's layer 4, as the paper's code aligns its stem output: the map the tokens are projected
+    from (layer 5 is the attention that picks them, their sum |x|); the other methods keep train.layers' 5."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    layers = {m: method_params(params["train"], params["methods"], m)[0]["layers"] for m in METHODS}
+    assert layers.pop("apvit") == [4] and set(map(tuple, layers.values())) == {(5,)}
+    model = tiny("apvit").eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 48, 48), layers=(4, 5))
+        tokens = model.backbone.proj(out.features[4])
+    torch.testing.assert_close(tokens.abs().sum(dim=1, keepdim=True), out.features[5])
+
+
 def test_gradcam_is_the_packages_map_of_the_requested_class() -> None:
     """With GAP + linear, GradCAM at the last layer equals ReLU(CAM_k) (weights = W_k / hw): checks the glue, class and size."""
     model = tiny("gradcam").eval()
