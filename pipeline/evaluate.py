@@ -26,7 +26,7 @@ from fer_pipeline.evaluate.extended import evaluate_extended, write_extended
 from fer_pipeline.evaluate.headline import headline
 from fer_pipeline.evaluate.run import evaluate_model
 from fer_pipeline.landmarks.summary import describe_skipped, skip_unusable_images
-from fer_pipeline.models import is_posthoc, trained_method
+from fer_pipeline.models import trained_method
 from fer_pipeline.report.tables import run_name
 from fer_pipeline.validate import check_stage, run_stage, stage_args
 
@@ -72,14 +72,15 @@ def main(method: str, aus: str, *cross: str) -> None:
     ext = evaluate_extended(model_path, **kwargs)
     ext.result.metrics["n_skipped_unusable_images"] = int((skipped["split"] == "test").sum())
     ext.result.metrics["model"] = str(model_path)
-    # The main dataset: the validation split too (what ablations choose λ and layers on), and a trained method's
-    # extra seeds (report.extra_seeds), each evaluated like the first: the metrics files then hold the mean over seeds.
-    seeds = all_seeds(params) if name is None and not is_posthoc(method) else []
+    # The main dataset: the validation split too (what ablations choose λ and layers on), and the extra seeds
+    # (report.extra_seeds) of the model read (a post-hoc method's: the seeds of the method it trains as), each evaluated
+    # like the first: the metrics files then hold the mean over seeds, and the bands count their spread.
+    seeds = all_seeds(params) if name is None else []
     per_seed, val = {}, {}
     if name is None:
-        val[seeds[0] if seeds else 0] = validation_metrics(model_path, method, manifest, params, dataset, faces)
+        val[seeds[0]] = validation_metrics(model_path, method, manifest, params, dataset, faces)
     for seed in seeds[1:]:
-        seed_model = paths.seed_model_path(run, seed)
+        seed_model = paths.seed_model_path(run_name(trained_method(method), aus), seed)
         per_seed[seed] = evaluate_extended(seed_model, **{**kwargs, "figure_samples": 0}).result.metrics
         val[seed] = validation_metrics(seed_model, method, manifest, params, dataset, faces)
     if per_seed:

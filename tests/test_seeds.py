@@ -26,6 +26,9 @@ def test_extra_seeds_add_stages_that_evaluate_waits_for(clone: Path) -> None:
                              "train-baseline-seeds@cam-noaus-2"}
     dag = run(["dvc", "dag", "--dot", "evaluate@cam-aus"], clone).stdout
     assert "train-seeds@cam-aus-2" in dag and "train@cam-aus" in dag and "train-seeds@cam-noaus" not in dag
+    set_params(clone, {"report.posthoc": ["gradcam"]})  # a post-hoc method reads out every seed of the CAM model
+    dag = run(["dvc", "dag", "--dot", "posthoc@gradcam-aus"], clone).stdout
+    assert "train-seeds@cam-aus-2" in dag and "train@cam-aus" in dag and "train-seeds@cam-noaus" not in dag
     listed = run(["dvc", "stage", "list"], clone).stdout
     assert str(paths.seed_model_path("cam-aus", 2)) in listed and str(paths.model_path("cam-aus")) in listed
     bad = run(["python", "pipeline/train.py", "cam", "aus", "0"], clone, check=False)
