@@ -102,15 +102,16 @@ def _literal(path: str) -> str:
 
 
 def _touches(out: str, dep: str) -> bool:
-    """Whether a stage output and a dependency name the same file (a template matching the other's path), or one is
-    a folder holding the other; a dependency that is a bare `${...}` is raw data, never an output."""
+    """Whether a stage output and a dependency name the same file, or one is a folder holding the other: compared
+    segment by segment, a `${...}` matching any text within its segment on either side (`models/cam-${item.aus}` holds
+    `models/${item.method}-${item.aus}/model.pt`); a dependency that is a bare `${...}` is raw data, never an output."""
     if dep.startswith("${"):
         return False
-    a, b = _literal(out), _literal(dep)
-    same = any(
-        re.fullmatch("[^/]*".join(re.escape(p) for p in _VAR.split(x)), _literal(y)) for x, y in ((out, dep), (dep, out))
-    )
-    return same or b.startswith(a + "/") or a.startswith(b + "/")
+
+    def unify(a: str, b: str) -> bool:
+        return any(re.fullmatch("[^/]*".join(re.escape(p) for p in _VAR.split(x)), _literal(y)) for x, y in ((a, b), (b, a)))
+
+    return all(unify(a, b) for a, b in zip(out.split("/"), dep.split("/"), strict=False))
 
 
 def stage_graph(dvc: dict[str, Any]) -> tuple[dict[str, list[str]], dict[str, set[str]]]:
