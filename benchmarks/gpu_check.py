@@ -290,7 +290,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     ap.add_argument("--budget", type=float, default=450.0, help="seconds for all sections together")
     ap.add_argument("--backbone", default="resnet50")
-    ap.add_argument("--output-stride", type=int, default=32, help="32: 7x7 layer-5 maps at 224 px, the paper's")
+    ap.add_argument("--output-stride", type=int, default=32, help="32: 7x7 layer-5 maps at 224 px (the paper's code: 8, 28x28)")
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--n", type=int, default=12288, help="faces generated (about RAF-DB's 12,271 training images)")
     ap.add_argument("--batches", default="32,128")

@@ -115,7 +115,7 @@ def test_table1_preset_covers_all_methods_with_valid_settings() -> None:
     for method in METHODS:  # every method's effective config and options are accepted (no network: nothing is built)
         train, options = method_params({**params["train"], **overlay["train"]}, methods, method)
         cfg = TrainConfig.from_params({**train, "method": method})
-        assert cfg.epochs == 100 and cfg.input_size == (112 if method == "apvit" else 224)
+        assert cfg.epochs == 100 and cfg.input_size == (112 if method == "apvit" else 224) and cfg.output_stride == 8
         assert set(options) <= set(_METHODS[method].options)
 
 
@@ -315,10 +315,22 @@ def test_acol_erases_and_adds_branch_b_only_in_training() -> None:
         ev = model.eval()(x)
         assert model.extra_loss(ev, y) is None
         last = model.backbone(x)[-1]
-        fused = torch.maximum(minmax(model.head.a(last)), minmax(model.head.b(last)))
-        torch.testing.assert_close(ev.cams, fused)
+        torch.testing.assert_close(ev.cams, model.head.a(last))  # the logits' maps: classifier A's
+        # the CAM of class k: max(A_k, B_k) with B reading the features erased where A_k >= the threshold, as in training
+        a = minmax(model.head.a(last)[torch.arange(4), y])
+        b = minmax(model.head.b(last * (a < model.opts["erase_threshold"]).float().unsqueeze(1))[torch.arange(4), y])
+        torch.testing.assert_close(model.class_cam(x, y, ev), minmax(torch.maximum(a, b)))
+        torch.testing.assert_close(model.class_cam(x, y), model.class_cam(x, y, ev))  # its own pass without `out`
+        plain = minmax(model.head.b(last)[torch.arange(4), y])
+        assert not torch.allclose(model.class_cam(x, y, ev), minmax(torch.maximum(a, plain)))  # erasing matters
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # validation's AMP forward; the map is read after it
+            half = model(x)
+        assert half.extras["last"].dtype == torch.bfloat16 and model.class_cam(x, y, half).dtype == torch.float32
     bn = create_model("acol", backbone="resnet10t", output_stride=16, hidden=16, batchnorm=True)
     assert [type(m).__name__ for m in bn.head.a] == ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "Conv2d"]
+    assert [m.kernel_size for m in bn.head.b if isinstance(m, torch.nn.Conv2d)] == [(3, 3), (3, 3), (1, 1)]  # published
+    local = create_model("acol", backbone="resnet10t", output_stride=16, hidden=16, kernel=1)
+    assert [m.kernel_size for m in local.head.a if isinstance(m, torch.nn.Conv2d)] == [(1, 1)] * 3  # each cell reads its own
     att = torch.tensor([[[0.1, 0.9], [0.7, 0.2]]])
     erased = erase(torch.ones(1, 3, 2, 2), att, 0.7)
     assert erased[0, 0].tolist() == [[1.0, 0.0], [0.0, 1.0]]

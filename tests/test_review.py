@@ -144,6 +144,8 @@ def test_seed_noise_measured_from_a_seeded_revision(tmp_path: Path, capsys: pyte
     assert noise.sd["cam-noaus"]["cl"] == pytest.approx(10.0) and noise.sd["cam-aus"]["cl"] == pytest.approx(1.0)
     assert noise.params == {"train.lambda": 4.0}  # train.seed and report.* are not what the noise depends on
     assert noise.differs({"train": {"lambda": 8, "seed": 1}}) == ["train.lambda (4.0 → 8)"]
+    other = {"train": {"lambda": 4.0}, "methods": {"apvit": {"layers": [4]}, "cam": {"lr": 0.1}}}
+    assert noise.differs(other) == ["methods.cam.lr (– → 0.1)"]  # apvit's options do not shape the cam runs
     with pytest.raises(ValueError, match="fewer than 3 seeds"):
         measure({"r": seed_spread({0: {"cl": 1.0}, 1: {"cl": 2.0}})}, "b" * 40, {})
     assert training_params({"train": {"seed": 3, "lr": 0.1}, "evaluate": {"batch_size": 8}}) == {"train.lr": 0.1}

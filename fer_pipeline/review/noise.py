@@ -60,9 +60,18 @@ class SeedNoise:
         return None if sd is None else self.multiplier * float(sd)
 
     def differs(self, params: Mapping[str, Any]) -> list[str]:
-        """Keys whose value in `params` (a params.yaml) is not the one the noise was measured at: `key (was → now)`."""
+        """Keys whose value in `params` (a params.yaml) is not the one the noise was measured at: `key (was → now)`.
+
+        Of `methods`, only the entries of the measured runs' methods count: another method's options do not change
+        what a seed does to these runs."""
+        methods = {run.rsplit("-", 1)[0] for run in self.sd}
+
+        def shapes(key: str) -> bool:
+            section, _, rest = key.partition(".")
+            return section != "methods" or rest.split(".", 1)[0] in methods
+
         now = training_params(params)
-        keys = sorted(set(now) | set(self.params))
+        keys = sorted(k for k in set(now) | set(self.params) if shapes(k))
         return [f"{k} ({self.params.get(k, '–')} → {now.get(k, '–')})" for k in keys if now.get(k) != self.params.get(k)]
 
     def describe(self) -> str:
