@@ -243,6 +243,30 @@ def test_vit_conv_stem_gives_the_linear_embeddings_token_grid() -> None:
         create_model("tscam", backbone="deit_tiny_patch16_224", input_size=48, patch_size=8, depth=4, stem="cnn")
 
 
+def test_tscam_cnn_stem_starts_from_a_weights_file(tmp_path: Path) -> None:
+    """`stem_pretrained` loads a backbone file (stage pretrain's format) into TS-CAM's CNN stem; model.pt reloads without
+    that file; a linear or conv stem with weights is refused."""
+    torch.manual_seed(3)
+    state = create_model("cam", backbone="resnet10t").backbone.body.state_dict()
+    path = tmp_path / "backbone.pt"
+    torch.save({"state_dict": state, "pretrain": {"task": "rotation"}}, path)
+    opts = {"backbone": "deit_tiny_patch16_224", "input_size": 48, "patch_size": 8, "depth": 4, "stem": "resnet10t"}
+    model = create_model("tscam", **opts, stem_pretrained=str(path)).eval()
+    stem = model.backbone.vit.patch_embed.proj.body.body.state_dict()
+    assert stem and all(torch.equal(v, state[k]) for k, v in stem.items())  # every stem tensor, from the file
+    fresh = create_model("tscam", **opts).backbone.vit.patch_embed.proj.body.body.state_dict()
+    assert any(not torch.equal(v, stem[k]) for k, v in fresh.items() if v.is_floating_point())
+    save_model(tmp_path / "model.pt", model, {"method": "tscam"})
+    path.unlink()  # the model file holds the weights: loading it needs no backbone file
+    loaded, cfg = load_model(tmp_path / "model.pt", torch.device("cpu"))
+    assert cfg["model_kwargs"]["stem_pretrained"] == str(path)
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x).logits, model(x).logits)
+    with pytest.raises(ValueError, match="needs a CNN stem"):
+        create_model("tscam", **{**opts, "stem": "conv"}, stem_pretrained=str(path))
+
+
 def test_pooling_heads() -> None:
     maps = torch.arange(10.0).view(1, 1, 2, 5)  # values 0..9
     torch.testing.assert_close(wildcat_pool(maps, kmax=0.2, kmin=0.2, alpha=0.7), torch.tensor([[(8.5 + 0.7 * 0.5) / 2]]))

@@ -57,7 +57,8 @@ def load_model(
             num_classes=cfg["num_classes"],
             output_stride=cfg.get("output_stride", 32),
             input_size=cfg.get("input_size"),
-            **cfg.get("model_kwargs", {}),
+            # options named *pretrained (TS-CAM's stem_pretrained) name weights too: the file holds them
+            **{k: "none" if k.endswith("pretrained") else v for k, v in cfg.get("model_kwargs", {}).items()},
         )
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except (KeyError, RuntimeError, TypeError, ValueError) as e:

@@ -2,14 +2,15 @@
 
 Backbone: a timm ViT (`train.backbone`, DeiT-S `deit_small_patch16_224` in params.yaml's `methods.tscam`), built at
 the training input size (`img_size`, position embeddings resampled for other sizes) with `patch_size` and optional
-`depth` (0 = the model's own; smaller values make CPU tests cheap). `stem`: `linear` (default, DeiT's patch
-projection as published), `conv` -- Xiao et al. 2021's convolutional stem (3x3 stride-2 conv-BN-ReLU layers down to
-the patch grid, `models/vit.conv_stem`) -- or a timm CNN name such as `resnet10t`: the ViT-Hybrid patch embedding
-(Dosovitskiy et al. 2021, §3.1; `models/vit.CNNStem`: the CNN's first four levels at stride `patch_size`, as APViT's
-stem here), from scratch. Both are from-scratch adaptations: the published TS-CAM starts from ImageNet DeiT
-weights, and trained from scratch on the CPU demo's 1,300 faces the linear patch embedding stays at chance (docs/results/
-table1-cpu.md), while early convolutions are what makes a ViT trainable from scratch with little data (Xiao et
-al.; APViT here, with its CNN stem, learns).
+`depth` (0 = the model's own; smaller values make CPU tests cheap). `stem`: `linear` (default, DeiT's patch projection
+as published), `conv` -- Xiao et al. 2021's convolutional stem (3x3 stride-2 conv-BN-ReLU layers down to the patch
+grid, `models/vit.conv_stem`) -- or a timm CNN name such as `resnet10t`: the ViT-Hybrid patch embedding (Dosovitskiy
+et al. 2021, §3.1; `models/vit.CNNStem`: the CNN's first four levels at stride `patch_size`, as APViT's stem here),
+from scratch or from `stem_pretrained` (a weights file such as stage pretrain's backbone, or a timm tag: the CNN's
+weights, the transformer still from `pretrained`). Both are from-scratch adaptations: the published TS-CAM starts from
+ImageNet DeiT weights, and trained from scratch on the CPU demo's 1,300 faces the linear patch embedding stays at
+chance (docs/results/table1-cpu.md), while early convolutions are what makes a ViT trainable from scratch with little
+data (Xiao et al.; APViT here, with its CNN stem, learns).
 Head: a 3x3 conv from the final patch tokens to K semantic maps; logits = their spatial mean (trained with CE).
 CAM of class k (token-semantic coupling): attention map (layer 5) x ReLU(semantic map k), as TS-CAM's published code
 (`feature_map = F.relu(feature_map)` before the coupling): without the ReLU a class whose semantic map is negative where
@@ -37,13 +38,14 @@ DEFAULT_IMG_SIZE = 224
 class TSCAM(FERModel):
     """Token semantic coupled attention maps on a timm ViT."""
 
-    options = {"patch_size": 16, "depth": 0, "stem": "linear"}
+    options = {"patch_size": 16, "depth": 0, "stem": "linear", "stem_pretrained": "none"}
 
     def build_backbone(self, name: str, pretrained: str, output_stride: int) -> nn.Module:
         """The ViT as layers 1..5 (output_stride does not apply to a ViT)."""
         size = self.input_size or DEFAULT_IMG_SIZE
         o = self.opts
-        return ViTTokens(name, pretrained, img_size=size, patch_size=int(o["patch_size"]), depth=int(o["depth"]), stem=o["stem"])
+        return ViTTokens(name, pretrained, img_size=size, patch_size=int(o["patch_size"]), depth=int(o["depth"]), stem=o["stem"],
+                         stem_pretrained=str(o["stem_pretrained"]))
 
     def build_head(self, in_channels: int, num_classes: int) -> nn.Module:
         """Semantic maps from patch tokens (TS-CAM's conv head)."""

@@ -86,12 +86,13 @@ def conv_stem(dim: int, patch_size: int, in_chans: int = 3) -> nn.Sequential:
 
 class CNNStem(nn.Module):
     """ViT-Hybrid patch embedding (Dosovitskiy et al., ICLR 2021, §3.1 "Hybrid Architecture"): a timm CNN's first four
-    feature levels at output stride `patch_size` (from scratch), then a 1x1 conv to the token width."""
+    feature levels at output stride `patch_size` (weights `pretrained`: none, a weights file such as stage pretrain's,
+    or a timm tag), then a 1x1 conv to the token width."""
 
-    def __init__(self, name: str, dim: int, patch_size: int) -> None:
+    def __init__(self, name: str, dim: int, patch_size: int, pretrained: str = "none") -> None:
         super().__init__()
         try:
-            self.body = Backbone(name, pretrained="none", output_stride=patch_size, levels=4)
+            self.body = Backbone(name, pretrained=pretrained, output_stride=patch_size, levels=4)
         except (RuntimeError, ValueError) as e:
             raise ValueError(f"ViT stem {name!r} unknown: valid: linear, conv, or a timm CNN name such as resnet10t ({e})") from e
         if self.body.reductions[self.body.layer_names[-1]] != patch_size:
@@ -116,7 +117,8 @@ class ViTTokens(nn.Module):
     TS-CAM's semantic-agnostic attention map.
     """
 
-    def __init__(self, name: str, pretrained: str, img_size: int, patch_size: int, depth: int = 0, stem: str = "linear") -> None:
+    def __init__(self, name: str, pretrained: str, img_size: int, patch_size: int, depth: int = 0, stem: str = "linear",
+                 stem_pretrained: str = "none") -> None:
         super().__init__()
         kwargs: dict[str, Any] = {"num_classes": 0, "img_size": img_size, "patch_size": patch_size, "dynamic_img_size": True}
         if depth > 0:
@@ -127,9 +129,13 @@ class ViTTokens(nn.Module):
             raise ValueError(f"backbone {name!r} is not a timm VisionTransformer (e.g. deit_small_patch16_224): {e}") from e
         if not isinstance(self.vit, VisionTransformer):
             raise ValueError(f"backbone {name!r} is not a timm VisionTransformer (e.g. deit_small_patch16_224)")
+        if str(stem_pretrained).lower() != "none" and stem in ("linear", "conv"):
+            raise ValueError(f"stem_pretrained {stem_pretrained!r} needs a CNN stem (stem: a timm CNN such as resnet10t); "
+                             f"stem {stem!r} has no weights to load")
         if stem != "linear":  # replaces the linear patch projection (pretrained weights, if any, keep everything else)
             dim = int(self.vit.embed_dim)
-            self.vit.patch_embed.proj = conv_stem(dim, patch_size) if stem == "conv" else CNNStem(stem, dim, patch_size)
+            self.vit.patch_embed.proj = (conv_stem(dim, patch_size) if stem == "conv"
+                                         else CNNStem(stem, dim, patch_size, stem_pretrained))
         n = len(self.vit.blocks)
         if n < 4:
             raise ValueError(f"the ViT needs >= 4 blocks to name layers 1..4, got depth {n}")
