@@ -355,6 +355,8 @@ def test_acol_erases_and_adds_branch_b_only_in_training() -> None:
     assert [m.kernel_size for m in bn.head.b if isinstance(m, torch.nn.Conv2d)] == [(3, 3), (3, 3), (1, 1)]  # published
     local = create_model("acol", backbone="resnet10t", output_stride=16, hidden=16, kernel=1)
     assert [m.kernel_size for m in local.head.a if isinstance(m, torch.nn.Conv2d)] == [(1, 1)] * 3  # each cell reads its own
+    with pytest.raises(ValueError, match="methods.acol.kernel=2: an odd size"):
+        create_model("acol", backbone="resnet10t", hidden=16, kernel=2)
     att = torch.tensor([[[0.1, 0.9], [0.7, 0.2]]])
     erased = erase(torch.ones(1, 3, 2, 2), att, 0.7)
     assert erased[0, 0].tolist() == [[1.0, 0.0], [0.0, 1.0]]

@@ -58,6 +58,9 @@ class ACoL(FERModel):
 
     def build_head(self, in_channels: int, num_classes: int) -> nn.Module:
         """Two convolutional classifiers."""
+        if int(self.opts["kernel"]) < 1 or int(self.opts["kernel"]) % 2 == 0:
+            raise ValueError(f"methods.acol.kernel={self.opts['kernel']}: an odd size is needed (1, 3, ...), so that the "
+                             f"class maps keep the features' size")
         return ACoLHead(in_channels, num_classes, int(self.opts["hidden"]), bool(self.opts["batchnorm"]),
                         int(self.opts["kernel"]))
 
