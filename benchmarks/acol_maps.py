@@ -18,42 +18,24 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from probe import au_region, macro_cos, nanmean, on_off, test_batches
 
-from fer_pipeline.align.store import stage_inputs
-from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
-from fer_pipeline.data.datasets import image_root
-from fer_pipeline.data.manifest import read_manifest
-from fer_pipeline.evaluate.metrics import au_macro, per_class_mean
-from fer_pipeline.inputs.dataset import FERDataset, collate
-from fer_pipeline.models import load_model
 from fer_pipeline.models.acol import erase
 from fer_pipeline.models.maps import cosine, minmax, resize, select_class
 
 
 def read(model_path: Path, params: dict) -> dict[str, float]:
     """The statistics above for one model."""
-    model, config = load_model(model_path, torch.device("cpu"))
-    dataset = params["data"]["dataset"]
-    _, faces, _ = stage_inputs(params.get("align") or {}, dataset)
-    rows = read_manifest(paths.manifest_path(dataset))
-    rows = rows[rows["split"] == "test"]
-    ds = FERDataset(rows, image_root(params["data"], dataset), paths.aumap_store(dataset), int(config["input_size"]),
-                    mean=model.mean, std=model.std, faces_path=faces)
+    model, batches = test_batches(model_path, params)
     threshold = float(model.opts["erase_threshold"])
     names = ("A", "B unerased", "max(A, B unerased)", "B erased", "max(A, B erased)")
     cos: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    region_means: dict[str, list[torch.Tensor]] = {n: [] for n in ("A on AU", "A off AU", "B erased on AU",
-                                                                     "B erased off AU")}
+    region_means: dict[str, list[torch.Tensor]] = {f"{n} {side} AU": [] for n in ("A", "B erased") for side in ("on", "off")}
     labels = []
-    model.eval()
     with torch.no_grad():
-        for x, au, has, y, _ in DataLoader(ds, batch_size=64, collate_fn=collate):
-            x, au, y = x[has], au[has], y[has]
+        for x, au, y in batches:
             last = model.backbone(x)[-1]
             a = minmax(select_class(model.head.a(last), y))
             b_plain = minmax(select_class(model.head.b(last), y))
@@ -62,19 +44,14 @@ def read(model_path: Path, params: dict) -> dict[str, float]:
                     "B erased": b_erased, "max(A, B erased)": minmax(torch.maximum(a, b_erased))}  # min-max: as scored
             for name, m in maps.items():
                 cos[name].append(cosine(resize(m, tuple(au.shape[-2:])), au))
-            region = F.interpolate(au[:, None], size=a.shape[-2:], mode="bilinear", antialias=True)[:, 0] >= 0.5
-            nan = a.new_tensor(float("nan"))
+            region = au_region(au, a.shape[-2:])
             for name, m in (("A", a), ("B erased", b_erased)):
-                region_means[f"{name} on AU"].append(
-                    torch.stack([c[r].mean() if r.any() else nan for c, r in zip(m, region, strict=True)]))
-                region_means[f"{name} off AU"].append(
-                    torch.stack([c[~r].mean() if (~r).any() else nan for c, r in zip(m, region, strict=True)]))
+                on, off = on_off(m, region)
+                region_means[f"{name} on AU"].append(on)
+                region_means[f"{name} off AU"].append(off)
             labels.append(y)
-    y_all = torch.cat(labels).numpy()
-    ones = np.ones_like(y_all, dtype=bool)
-    out = {f"CAM-COS {n}": au_macro(per_class_mean(torch.cat(v).numpy(), y_all, ones)) for n, v in cos.items()}
-    out |= {n: float(np.nanmean(torch.cat(v).numpy())) for n, v in region_means.items()}
-    return out | {"erase_threshold": threshold}
+    out = {f"CAM-COS {n}": macro_cos(v, labels) for n, v in cos.items()}
+    return out | {n: nanmean(v) for n, v in region_means.items()} | {"erase_threshold": threshold}
 
 
 def main(argv: list[str] | None = None) -> None:

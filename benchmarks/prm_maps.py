@@ -16,19 +16,11 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
+from probe import au_region, macro_cos, nanmean, on_off, test_batches
 
-from fer_pipeline.align.store import stage_inputs
-from fer_pipeline.core import paths
 from fer_pipeline.core.io import load_params
-from fer_pipeline.data.datasets import image_root
-from fer_pipeline.data.manifest import read_manifest
-from fer_pipeline.evaluate.metrics import au_macro, per_class_mean
-from fer_pipeline.inputs.dataset import FERDataset, collate
-from fer_pipeline.models import load_model
 from fer_pipeline.models.maps import cosine, minmax, resize
 
 
@@ -43,37 +35,26 @@ def window_argmax(crm: torch.Tensor, k: int) -> torch.Tensor:
 
 def read(model_path: Path, params: dict) -> dict[str, float]:
     """The statistics above for one model."""
-    model, config = load_model(model_path, torch.device("cpu"))
-    dataset = params["data"]["dataset"]
-    _, faces, _ = stage_inputs(params.get("align") or {}, dataset)
-    rows = read_manifest(paths.manifest_path(dataset))
-    rows = rows[rows["split"] == "test"]
-    ds = FERDataset(rows, image_root(params["data"], dataset), paths.aumap_store(dataset), int(config["input_size"]),
-                    mean=model.mean, std=model.std, faces_path=faces)
+    model, batches = test_batches(model_path, params)
     cos, labels, grad, on_grad, region_share, on, off = [], [], [], [], [], [], []
     k = int(model.opts.get("win_size", 1))  # CAM: every position is its own 1 x 1 window
     with torch.no_grad():
-        for x, au, has, y, _ in DataLoader(ds, batch_size=64, collate_fn=collate):
-            x, au, y = x[has], au[has], y[has]
+        for x, au, y in batches:
             out = model(x, layers=())
             crm = out.cams[torch.arange(len(y)), y]  # the true class's raw map (B, h, w)
             cos.append(cosine(resize(model.class_cam(x, y, out), tuple(au.shape[-2:])), au))  # as the evaluation scores it
             labels.append(y)
-            region = F.interpolate(au[:, None], size=crm.shape[-2:], mode="bilinear", antialias=True)[:, 0] >= 0.5
-            cam = minmax(crm)
+            region = au_region(au, crm.shape[-2:])
             g = window_argmax(crm, min(k, *crm.shape[-2:]))
             grad.append(g.float().mean(dim=(1, 2)))
             on_grad.append((g & region).sum(dim=(1, 2)) / g.sum(dim=(1, 2)))
             region_share.append(region.float().mean(dim=(1, 2)))
-            nan = cam.new_tensor(float("nan"))
-            on.append(torch.stack([c[r].mean() if r.any() else nan for c, r in zip(cam, region, strict=True)]))
-            off.append(torch.stack([c[~r].mean() if (~r).any() else nan for c, r in zip(cam, region, strict=True)]))
-    y_all = torch.cat(labels).numpy()
-    cam_cos = au_macro(per_class_mean(torch.cat(cos).numpy(), y_all, np.ones_like(y_all, dtype=bool)))
-    mean = lambda parts: float(np.nanmean(torch.cat(parts).numpy()))  # noqa: E731
-    return {"CAM-COS": cam_cos, "positions with gradient": mean(grad), "of them on the AU region": mean(on_grad),
-            "AU region's share of the map": mean(region_share), "CAM on the AU region": mean(on), "CAM off it": mean(off),
-            "map side": float(crm.shape[-1])}
+            on_cam, off_cam = on_off(minmax(crm), region)
+            on.append(on_cam)
+            off.append(off_cam)
+    return {"CAM-COS": macro_cos(cos, labels), "positions with gradient": nanmean(grad),
+            "of them on the AU region": nanmean(on_grad), "AU region's share of the map": nanmean(region_share),
+            "CAM on the AU region": nanmean(on), "CAM off it": nanmean(off), "map side": float(crm.shape[-1])}
 
 
 def main(argv: list[str] | None = None) -> None:
