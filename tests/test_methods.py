@@ -355,6 +355,10 @@ def test_acol_erases_and_adds_branch_b_only_in_training() -> None:
     assert [m.kernel_size for m in bn.head.b if isinstance(m, torch.nn.Conv2d)] == [(3, 3), (3, 3), (1, 1)]  # published
     local = create_model("acol", backbone="resnet10t", output_stride=16, hidden=16, kernel=1)
     assert [m.kernel_size for m in local.head.a if isinstance(m, torch.nn.Conv2d)] == [(1, 1)] * 3  # each cell reads its own
+    with torch.no_grad():
+        local_out = local.eval()(x)
+        assert local_out.cams.shape == (4, NUM_CLASSES, *local_out.extras["last"].shape[-2:])  # maps keep the features' size
+        assert local.class_cam(x, y, local_out).shape == local_out.cams.shape[:1] + local_out.cams.shape[2:]
     with pytest.raises(ValueError, match="methods.acol.kernel=2: an odd size"):
         create_model("acol", backbone="resnet10t", hidden=16, kernel=2)
     att = torch.tensor([[[0.1, 0.9], [0.7, 0.2]]])
